@@ -1,0 +1,66 @@
+//! The command line: `serve` (the default), `migrate` and `healthcheck`. Each subcommand reads
+//! only the configuration it needs, and every failure is one line on stderr and a non-zero exit.
+
+mod healthcheck;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ProcessEnv};
+use crate::startup::{self, Application};
+use crate::store::migrate;
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bosar-chat",
+    version,
+    about = "BoSar Chat: a real-time WebSocket chat engine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations, print what was applied, and exit.
+    Migrate,
+    /// Exit 0 iff `GET /api` answers 200 (for container health checks).
+    Healthcheck {
+        /// The URL to check; defaults to http://127.0.0.1:$PORT/api.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+/// Runs the chosen subcommand to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => run_migrations().await,
+        Command::Healthcheck { url } => healthcheck::run(url).await,
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    telemetry::init(&config.log);
+    let app = Application::build(config).await?;
+    startup::serve_until_signalled(app).await
+}
+
+#[allow(clippy::print_stdout)]
+async fn run_migrations() -> anyhow::Result<()> {
+    let database = config::DatabaseConfig::from_source(&ProcessEnv)?;
+    telemetry::init(&config::LogConfig::from_source(&ProcessEnv)?);
+    let applied = migrate::run_pending(&database.url).await?;
+    if applied.is_empty() {
+        println!("no pending migrations");
+    }
+    for version in applied {
+        println!("applied {version}");
+    }
+    Ok(())
+}

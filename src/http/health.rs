@@ -1,0 +1,93 @@
+//! Liveness (`/api`, never touches the database), readiness (`/api/health`, real checks of the
+//! database and Redis with short timeouts) and Prometheus metrics (`/metrics`).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::state::AppState;
+use crate::store::pool;
+
+const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
+
+pub async fn liveness(state: web::Data<AppState>) -> HttpResponse {
+    let draining = state.is_draining();
+    let mut response = if draining {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    response.json(json!({
+        "status": if draining { "draining" } else { "ok" },
+        "node": state.node_id(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    redis: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
+}
+
+pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
+    let database = pool::ping(&state.pool, CHECK_TIMEOUT);
+    let redis = async {
+        match &state.redis {
+            None => None,
+            Some(link) => Some(link.ping(CHECK_TIMEOUT).await),
+        }
+    };
+    let (database, redis) = futures_util::join!(database, redis);
+
+    let mut errors = Vec::new();
+    let database = part("database", database, &mut errors);
+    let redis = match redis {
+        None => "disabled",
+        Some(result) => part("redis", result, &mut errors),
+    };
+    state.metrics.redis_up.set(i64::from(redis == "ok"));
+
+    let healthy = errors.is_empty();
+    let body = Health {
+        status: if healthy { "ok" } else { "unavailable" },
+        database,
+        redis,
+        errors,
+    };
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+fn part(name: &str, result: anyhow::Result<()>, errors: &mut Vec<String>) -> &'static str {
+    match result {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(part = name, error = format!("{e:#}"), "health check failed");
+            errors.push(format!("{name}: {e:#}"));
+            "unavailable"
+        }
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let status = state.pool.status();
+    let m = &state.metrics;
+    m.db_pool_size
+        .set(i64::try_from(status.max_size).unwrap_or(i64::MAX));
+    m.db_pool_available
+        .set(i64::try_from(status.available).unwrap_or(i64::MAX));
+    m.db_pool_waiting
+        .set(i64::try_from(status.waiting).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.render())
+}

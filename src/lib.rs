@@ -1,0 +1,14 @@
+//! BoSar Chat: a real-time WebSocket chat engine. Each connection and each room is an actor;
+//! PostgreSQL keeps gapless, durable history (with pgvector embeddings for search); Redis
+//! pub/sub fans messages out across nodes.
+
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,20 @@
+//! The `bosar-chat` binary: parses the command line and runs it on the actix runtime.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use bosar_chat::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = actix_rt::System::new().block_on(cli::run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the cause chain joined, never a backtrace.
+            eprintln!("bosar-chat: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

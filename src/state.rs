@@ -1,0 +1,48 @@
+//! What every request handler and actor of one node shares: configuration, the database pool,
+//! the Redis link, metrics, and the draining flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::bus::RedisLink;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::DbPool;
+
+pub struct AppState {
+    pub config: Config,
+    pub pool: DbPool,
+    pub redis: Option<Arc<RedisLink>>,
+    pub metrics: Metrics,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        pool: DbPool,
+        redis: Option<Arc<RedisLink>>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            config,
+            pool,
+            redis,
+            metrics,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// True from the moment a drain starts: `/api` answers 503 and upgrades are refused.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,179 @@
+//! A fresh, fully migrated database per test, cloned from a template (`CREATE DATABASE … TEMPLATE`)
+//! so that tests run in parallel without sharing rows. The template is built once per version of
+//! the migrations, under an advisory lock, and renamed into place only when complete.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::sync::OnceCell;
+
+use super::env_url;
+
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+impl TestDb {
+    /// A new database holding the full schema and no rows.
+    pub async fn create() -> Self {
+        let admin_url = env_url("DATABASE_URL");
+        let template = TEMPLATE
+            .get_or_init(|| ensure_template(admin_url.clone()))
+            .await;
+        let name = format!("bosar_test_{}", uuid::Uuid::new_v4().simple());
+        admin_execute(
+            &admin_url,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        )
+        .await;
+        Self {
+            url: database_url(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+
+    /// A new database with nothing in it, not even the migrations.
+    pub async fn create_empty() -> Self {
+        let admin_url = env_url("DATABASE_URL");
+        let name = format!("bosar_test_{}", uuid::Uuid::new_v4().simple());
+        admin_execute(
+            &admin_url,
+            &format!("CREATE DATABASE {name} TEMPLATE template0"),
+        )
+        .await;
+        Self {
+            url: database_url(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Dropping needs async I/O; do it on a short-lived thread with its own runtime.
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&admin_url).await {
+                    let _ = diesel::sql_query(sql).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The admin URL pointed at another database of the same server.
+pub fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a database URL has a path");
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) {
+    let mut conn = AsyncPgConnection::establish(admin_url)
+        .await
+        .expect("connect to the admin database");
+    diesel::sql_query(sql)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A name that changes whenever any migration file changes.
+fn migrations_fingerprint() -> u64 {
+    let mut files = Vec::new();
+    collect_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"),
+        &mut files,
+    );
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        file.file_name().hash(&mut hasher);
+        std::fs::read(&file)
+            .expect("read migration")
+            .hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read migrations dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+const TEMPLATE_LOCK_KEY: i64 = 0x7465_6d70_6c61_7465;
+
+async fn ensure_template(admin_url: String) -> String {
+    let name = format!("bosar_tpl_{:016x}", migrations_fingerprint());
+    let mut conn = AsyncPgConnection::establish(&admin_url)
+        .await
+        .expect("connect to the admin database");
+    diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
+        .execute(&mut conn)
+        .await
+        .expect("template lock");
+    let exists = diesel::sql_query(format!(
+        "SELECT 1 AS one FROM pg_database WHERE datname = '{name}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("look up template")
+        > 0;
+    if !exists {
+        let building = format!("{name}_building");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+            format!("CREATE DATABASE {building} TEMPLATE template0"),
+        ] {
+            diesel::sql_query(&sql)
+                .execute(&mut conn)
+                .await
+                .expect(&sql);
+        }
+        bosar_chat::store::migrate::run_pending(&database_url(&admin_url, &building))
+            .await
+            .expect("migrate the template");
+        let sql = format!("ALTER DATABASE {building} RENAME TO {name}");
+        diesel::sql_query(&sql)
+            .execute(&mut conn)
+            .await
+            .expect(&sql);
+    }
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
+        .execute(&mut conn)
+        .await
+        .expect("template unlock");
+    name
+}

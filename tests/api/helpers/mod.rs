@@ -1,0 +1,32 @@
+//! Shared test fixtures: throwaway databases, running nodes, and a TCP proxy that can cut a
+//! node off from PostgreSQL or Redis.
+
+pub mod db;
+pub mod node;
+pub mod proxy;
+
+#[allow(unused_imports)]
+pub use db::TestDb;
+#[allow(unused_imports)]
+pub use node::{Cluster, TestNode, spawn_node};
+#[allow(unused_imports)]
+pub use proxy::ChaosProxy;
+
+/// A URL from the environment that `make test` sets; a clear message when run another way.
+pub fn env_url(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| {
+        panic!("{key} is not set: run `make test`, or `eval \"$(scripts/dev-services env)\"` first")
+    })
+}
+
+/// `host:port` of a `scheme://[user[:password]@]host:port[/path]` URL.
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_owned()
+}
+
+/// The same URL with its `host:port` replaced (to route a node through a proxy).
+pub fn with_host_port(url: &str, new_host_port: &str) -> String {
+    url.replacen(&host_port(url), new_host_port, 1)
+}

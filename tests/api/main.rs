@@ -1,0 +1,8 @@
+//! The integration tests: whole nodes over real sockets, against a real PostgreSQL with pgvector
+//! and a real Redis (`make test` starts both and exports their URLs).
+
+mod helpers;
+
+mod cli;
+mod health;
+mod migrations;
