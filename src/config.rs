@@ -50,6 +50,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub embeddings: EmbeddingsConfig,
     pub limits: Limits,
+    pub ws: WsConfig,
     pub log: LogConfig,
     /// `NODE_ID`: this instance's id, in logs, metrics and `/api`. Default: host name + suffix.
     pub node_id: String,
@@ -116,6 +117,55 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `MAX_FRAME_BYTES` (default 65536): largest WebSocket frame accepted.
     pub max_frame_bytes: usize,
+}
+
+/// WebSocket timing and per-connection limits. The contract fixes the defaults; the variables
+/// exist so tests and unusual deployments can change them.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// `WS_HEARTBEAT_MS` (default 25000): server ping interval, announced in `welcome`.
+    pub heartbeat: Duration,
+    /// `WS_IDLE_TIMEOUT_MS` (default 60000): a connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// `WS_AUTH_TIMEOUT_MS` (default 10000): time allowed for the `auth` frame.
+    pub auth_timeout: Duration,
+    /// `WS_OUTBOUND_BUDGET_BYTES` (default 1 MiB): queued-but-unwritten bytes before a reader
+    /// is closed with 4008.
+    pub outbound_budget: usize,
+    /// `WS_MAX_ROOMS` (default 100): rooms one connection may join.
+    pub max_rooms: usize,
+    /// `WS_RATE_PER_SEC` (default 20) and `WS_RATE_BURST` (default 40): the message rate limit.
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    /// `WS_MAX_ERRORS` (default 50) and `WS_MAX_RATE_LIMITED` (default 100): error frames, and
+    /// rate-limited refusals, within `abuse_window` (10 s) before a 4029 close.
+    pub max_errors: u32,
+    pub max_rate_limited: u32,
+    pub abuse_window: Duration,
+}
+
+impl WsConfig {
+    pub fn from_source<S: Source + ?Sized>(source: &S) -> Result<Self, ConfigError> {
+        let r = Reader { source };
+        let ms = |key, default| r.positive(key, default).map(Duration::from_millis);
+        let count = |key, default: u32| {
+            r.positive(key, u64::from(default))
+                .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+        };
+        Ok(Self {
+            heartbeat: ms("WS_HEARTBEAT_MS", 25_000)?,
+            idle_timeout: ms("WS_IDLE_TIMEOUT_MS", 60_000)?,
+            auth_timeout: ms("WS_AUTH_TIMEOUT_MS", 10_000)?,
+            outbound_budget: usize::try_from(r.positive("WS_OUTBOUND_BUDGET_BYTES", 1 << 20)?)
+                .unwrap_or(usize::MAX),
+            max_rooms: usize::try_from(r.positive("WS_MAX_ROOMS", 100)?).unwrap_or(100),
+            rate_per_sec: count("WS_RATE_PER_SEC", 20)?,
+            rate_burst: count("WS_RATE_BURST", 40)?,
+            max_errors: count("WS_MAX_ERRORS", 50)?,
+            max_rate_limited: count("WS_MAX_RATE_LIMITED", 100)?,
+            abuse_window: Duration::from_secs(10),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +301,7 @@ impl Config {
             auth: AuthConfig::from_source(source)?,
             embeddings: EmbeddingsConfig::from_source(source)?,
             limits: Limits::from_source(source)?,
+            ws: WsConfig::from_source(source)?,
             log: LogConfig::from_source(source)?,
             node_id: match r.raw("NODE_ID") {
                 Some(id) => validate_node_id(id)?,

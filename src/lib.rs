@@ -2,12 +2,16 @@
 //! PostgreSQL keeps gapless, durable history (with pgvector embeddings for search); Redis
 //! pub/sub fans messages out across nodes.
 
+pub mod actors;
+pub mod auth;
 pub mod bus;
 pub mod cli;
+pub mod committer;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod protocol;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::actors::registry::RoomRegistry;
+use crate::auth::JwtKeys;
 use crate::bus::RedisLink;
+use crate::committer::Committer;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::DbPool;
@@ -14,21 +17,33 @@ pub struct AppState {
     pub pool: DbPool,
     pub redis: Option<Arc<RedisLink>>,
     pub metrics: Metrics,
+    pub jwt: JwtKeys,
+    pub committer: Committer,
+    pub registry: Arc<RoomRegistry>,
     draining: AtomicBool,
 }
 
 impl AppState {
+    /// The shared state of a node; starts its commit lanes on the current runtime.
     pub fn new(
         config: Config,
         pool: DbPool,
         redis: Option<Arc<RedisLink>>,
         metrics: Metrics,
     ) -> Self {
+        let jwt = JwtKeys::new(
+            config.auth.jwt_secret.expose().as_bytes(),
+            config.auth.jwt_ttl,
+        );
+        let committer = Committer::start(&config.database.url, &metrics);
         Self {
             config,
             pool,
             redis,
             metrics,
+            jwt,
+            committer,
+            registry: Arc::new(RoomRegistry::default()),
             draining: AtomicBool::new(false),
         }
     }

@@ -1,13 +1,15 @@
-//! The command line: `serve` (the default), `migrate` and `healthcheck`. Each subcommand reads
+//! The command line: `serve` (the default), `migrate`, `healthcheck` and `token`. Each subcommand reads
 //! only the configuration it needs, and every failure is one line on stderr and a non-zero exit.
 
 mod healthcheck;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config, ProcessEnv};
+use crate::auth::JwtKeys;
+use crate::config::{self, AuthConfig, Config, ProcessEnv};
+use crate::protocol::validate::is_valid_username;
 use crate::startup::{self, Application};
-use crate::store::migrate;
+use crate::store::{migrate, pool, users};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -33,6 +35,14 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Print a signed token for a user, creating the user (without a password) if missing.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds; defaults to JWT_TTL_SECS.
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
 }
 
 /// Runs the chosen subcommand to completion.
@@ -41,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve().await,
         Command::Migrate => run_migrations().await,
         Command::Healthcheck { url } => healthcheck::run(url).await,
+        Command::Token { user, ttl } => token(&user, ttl).await,
     }
 }
 
@@ -62,5 +73,25 @@ async fn run_migrations() -> anyhow::Result<()> {
     for version in applied {
         println!("applied {version}");
     }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn token(username: &str, ttl: Option<u64>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        is_valid_username(username),
+        "--user must be 3 to 32 letters, digits, '_', '.' or '-'"
+    );
+    let database = config::DatabaseConfig::from_source(&ProcessEnv)?;
+    let auth = AuthConfig::from_source(&ProcessEnv)?;
+    let pool = pool::build(&database)?;
+    let user = users::find_or_create(&pool, username).await?;
+    let keys = JwtKeys::new(auth.jwt_secret.expose().as_bytes(), auth.jwt_ttl);
+    let token = keys.issue(
+        user.id,
+        &user.username,
+        ttl.map(std::time::Duration::from_secs),
+    )?;
+    println!("{token}");
     Ok(())
 }

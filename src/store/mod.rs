@@ -1,8 +1,14 @@
-//! Persistence in PostgreSQL through diesel-async and a deadpool pool: the pool, the embedded
-//! migrations, and the schema.
+//! Persistence in PostgreSQL through diesel-async and a deadpool pool: users, rooms, members,
+//! message history (with group commit), migrations and the schema.
 
+pub mod commit;
+pub mod error;
+pub mod history;
 pub mod migrate;
 pub mod pool;
+pub mod rooms;
 pub mod schema;
+pub mod users;
 
+pub use error::{StoreError, StoreResult};
 pub use pool::{DbConn, DbPool};

@@ -3,6 +3,9 @@
 
 mod helpers;
 
+mod auth;
 mod cli;
 mod health;
 mod migrations;
+mod rooms;
+mod ws_protocol;

@@ -4,13 +4,16 @@
 pub mod db;
 pub mod node;
 pub mod proxy;
+pub mod ws;
 
 #[allow(unused_imports)]
 pub use db::TestDb;
 #[allow(unused_imports)]
-pub use node::{Cluster, TestNode, spawn_node};
+pub use node::{Cluster, TestNode, single_node, spawn_node};
 #[allow(unused_imports)]
 pub use proxy::ChaosProxy;
+#[allow(unused_imports)]
+pub use ws::{Event, WsClient};
 
 /// A URL from the environment that `make test` sets; a clear message when run another way.
 pub fn env_url(key: &str) -> String {

@@ -122,3 +122,10 @@ impl Cluster {
         Self { db, nodes }
     }
 }
+
+/// One node on its own fresh database.
+pub async fn single_node(overrides: &[(&str, &str)]) -> (TestDb, TestNode) {
+    let db = TestDb::create().await;
+    let node = spawn_node(node_env(&db, "node-0", overrides)).await;
+    (db, node)
+}

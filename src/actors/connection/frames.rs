@@ -1,0 +1,489 @@
+//! What a connection does with each client frame: validation first, then the room, the
+//! committer or the database. Every reply echoes the frame's `ref`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use tokio::sync::oneshot;
+
+use super::{Connection, JoinedRoom, close};
+use crate::actors::messages::{Join, JoinInfo, Leave, Typing};
+use crate::committer::{Pending, SendError};
+use crate::protocol::client::{self, ClientFrame};
+use crate::protocol::validate::{
+    HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, is_valid_room_name, is_valid_short_id, page_limit,
+};
+use crate::protocol::{Message, ServerFrame};
+use crate::store::rooms::{self, RoomAccess};
+use crate::store::{StoreError, history};
+
+type Ctx = ws::WebsocketContext<Connection>;
+
+/// The contract's error codes for error frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadRequest,
+    Forbidden,
+    NotFound,
+    NotJoined,
+    TooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::NotJoined => "not_joined",
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// A refusal on its way back to the client.
+pub struct Refusal {
+    code: Code,
+    message: String,
+}
+
+fn refuse(code: Code, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => {
+                refuse(Code::Unavailable, "the database is unavailable; try again")
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                refuse(Code::Internal, "internal error")
+            }
+        }
+    }
+}
+
+fn check_room_name(room: &str) -> Result<(), Refusal> {
+    if is_valid_room_name(room) {
+        Ok(())
+    } else {
+        Err(refuse(Code::BadRequest, "invalid room name"))
+    }
+}
+
+/// Messages of a replay read per database query.
+const REPLAY_CHUNK: i64 = 500;
+
+impl Connection {
+    pub(super) fn on_binary(&mut self, ctx: &mut Ctx) {
+        self.error(
+            ctx,
+            None,
+            refuse(
+                Code::BadRequest,
+                "binary frames are not supported; send JSON text",
+            ),
+        );
+    }
+
+    pub(super) fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
+        let parsed = match client::parse(text) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                if self.session.is_none() {
+                    return self.close(ctx, close::UNAUTHORIZED, "the first frame must be auth");
+                }
+                return self.error(
+                    ctx,
+                    e.reference.as_deref(),
+                    refuse(Code::BadRequest, e.message),
+                );
+            }
+        };
+        let reference = parsed.reference;
+        let r = reference.as_deref();
+        if self.session.is_none() && !matches!(parsed.frame, ClientFrame::Auth { .. }) {
+            return self.close(ctx, close::UNAUTHORIZED, "the first frame must be auth");
+        }
+        match parsed.frame {
+            ClientFrame::Auth { token } => self.on_auth(&token, ctx),
+            ClientFrame::Join { room, since } => self.on_join(room, since, reference, ctx),
+            ClientFrame::Leave { room } => self.on_leave(&room, r, ctx),
+            ClientFrame::Send {
+                room,
+                body,
+                client_msg_id,
+            } => {
+                self.on_send(room, body, client_msg_id, reference, ctx);
+            }
+            ClientFrame::History {
+                room,
+                before,
+                after,
+                limit,
+            } => {
+                self.on_history(room, before, after, limit, reference, ctx);
+            }
+            ClientFrame::Typing { room } => self.on_typing(&room, r, ctx),
+            ClientFrame::Search { .. } => self.error(
+                ctx,
+                r,
+                refuse(
+                    Code::Unavailable,
+                    "semantic search is not enabled on this server",
+                ),
+            ),
+            ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong { reference: r }),
+        }
+    }
+
+    /// Sends an error frame; a client that keeps earning them is closed with 4029.
+    pub(super) fn error(&mut self, ctx: &mut Ctx, reference: Option<&str>, refusal: Refusal) {
+        let now = Instant::now();
+        let abusive = if refusal.code == Code::RateLimited {
+            self.rate_limited.record(now)
+        } else {
+            self.errors.record(now)
+        };
+        let frame = ServerFrame::Error {
+            code: refusal.code.as_str(),
+            message: &refusal.message,
+            reference,
+        };
+        self.send_frame(ctx, &frame);
+        if abusive {
+            self.close(ctx, close::ABUSE, "too many errors");
+        }
+    }
+
+    fn on_auth(&mut self, token: &str, ctx: &mut Ctx) {
+        match self.state.jwt.verify(token) {
+            Ok(claims) => {
+                if let Some(current) = &self.session
+                    && current.user_id != claims.sub
+                {
+                    return self.close(ctx, close::UNAUTHORIZED, "token is for another user");
+                }
+                self.authenticated(ctx, claims.into());
+            }
+            Err(e) => self.close(ctx, close::UNAUTHORIZED, &e.to_string()),
+        }
+    }
+
+    fn on_join(
+        &mut self,
+        room: String,
+        since: Option<i64>,
+        reference: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        let r = reference.as_deref();
+        if let Err(refusal) = check_room_name(&room) {
+            return self.error(ctx, r, refusal);
+        }
+        if since.is_some_and(|s| s < 0) {
+            return self.error(ctx, r, refuse(Code::BadRequest, "since must be 0 or more"));
+        }
+        let max_rooms = self.state.config.ws.max_rooms;
+        if self.rooms.len() >= max_rooms && !self.rooms.contains_key(room.as_str()) {
+            let message = format!("a connection may join at most {max_rooms} rooms");
+            return self.error(ctx, r, refuse(Code::BadRequest, message));
+        }
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let state = self.state.clone();
+        let name: Arc<str> = Arc::from(room);
+        let (conn, addr) = (self.id, ctx.address());
+        let join = async move {
+            let access = checked_access(&state, &name, session.user_id).await?;
+            let registry = state.registry.clone();
+            // A room that stopped between lookup and join is started again, once.
+            for _ in 0..2 {
+                let room = registry.get_or_start(&name, &access, &state);
+                let join = Join {
+                    conn,
+                    user: session.name.clone(),
+                    addr: addr.clone(),
+                };
+                if let Ok(info) = room.send(join).await {
+                    return Ok((name, access, room, info));
+                }
+            }
+            Err(refuse(
+                Code::Unavailable,
+                "the room is restarting; try again",
+            ))
+        };
+        // `wait`: nothing else is handled until joined (and replayed), so frames stay in order.
+        ctx.wait(join.into_actor(self).map(move |result, conn, ctx| {
+            let r = reference.as_deref();
+            let (name, access, room, info): (_, RoomAccess, _, JoinInfo) = match result {
+                Ok(joined) => joined,
+                Err(refusal) => return conn.error(ctx, r, refusal),
+            };
+            let presence: Vec<&str> = info.presence.iter().map(|p| &**p).collect();
+            let joined = ServerFrame::Joined {
+                room: &name,
+                last_seq: info.last_seq,
+                presence,
+                reference: r,
+            }
+            .to_text();
+            conn.send_text(ctx, joined);
+            let replay_from = since.map(|s| s.min(info.last_seq));
+            conn.rooms.insert(
+                name.clone(),
+                JoinedRoom {
+                    room_id: access.room_id,
+                    addr: room,
+                    last_sent: replay_from.unwrap_or(info.last_seq),
+                },
+            );
+            if let Some(from) = replay_from {
+                conn.replay(name, from, info.last_seq, reference, ctx);
+            }
+        }));
+    }
+
+    /// Sends every message with `from < seq <= to`, a chunk at a time, pausing while the client
+    /// is still reading the previous chunk.
+    fn replay(
+        &mut self,
+        room: Arc<str>,
+        from: i64,
+        to: i64,
+        reference: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        if from >= to {
+            return;
+        }
+        let Some(joined) = self.rooms.get(&room) else {
+            return;
+        };
+        if self.outbound.queued() > self.state.config.ws.outbound_budget / 2 {
+            let pause = tokio::time::sleep(std::time::Duration::from_millis(10));
+            ctx.wait(pause.into_actor(self).map(move |(), conn, ctx| {
+                conn.replay(room, from, to, reference, ctx);
+            }));
+            return;
+        }
+        let until = to.min(from + REPLAY_CHUNK);
+        let (pool, room_id, name) = (self.state.pool.clone(), joined.room_id, room.clone());
+        let fetch = async move { history::range(&pool, &name, room_id, from, until).await };
+        ctx.wait(
+            fetch
+                .into_actor(self)
+                .map(move |result, conn, ctx| match result {
+                    Ok(messages) => {
+                        conn.send_replayed(&room, &messages, ctx);
+                        conn.replay(room, until, to, reference, ctx);
+                    }
+                    Err(e) => {
+                        // The client cannot have everything: take the join back so that it retries.
+                        if let Some(joined) = conn.rooms.remove(&room) {
+                            joined.addr.do_send(Leave { conn: conn.id });
+                        }
+                        conn.error(ctx, reference.as_deref(), e.into());
+                    }
+                }),
+        );
+    }
+
+    fn send_replayed(&mut self, room: &Arc<str>, messages: &[Message], ctx: &mut Ctx) {
+        for message in messages {
+            let Some(joined) = self.rooms.get_mut(room) else {
+                return;
+            };
+            if message.seq <= joined.last_sent {
+                continue;
+            }
+            joined.last_sent = message.seq;
+            self.send_frame(ctx, &ServerFrame::Message(message));
+        }
+    }
+
+    fn on_leave(&mut self, room: &str, r: Option<&str>, ctx: &mut Ctx) {
+        match self.rooms.remove(room) {
+            Some(joined) => {
+                joined.addr.do_send(Leave { conn: self.id });
+                self.send_frame(ctx, &ServerFrame::Left { room, reference: r });
+            }
+            None => self.error(ctx, r, refuse(Code::NotJoined, "not joined to this room")),
+        }
+    }
+
+    fn on_send(
+        &mut self,
+        room: String,
+        body: String,
+        client_msg_id: Option<String>,
+        reference: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        let r = reference.as_deref();
+        let max_body = self.state.config.limits.max_body_bytes;
+        if body.len() > max_body {
+            let message = format!("body is {} bytes; the limit is {max_body}", body.len());
+            return self.error(ctx, r, refuse(Code::TooLarge, message));
+        }
+        if body.trim().is_empty() {
+            return self.error(ctx, r, refuse(Code::BadRequest, "body must not be empty"));
+        }
+        if client_msg_id
+            .as_deref()
+            .is_some_and(|id| !is_valid_short_id(id))
+        {
+            let refusal = refuse(Code::BadRequest, "client_msg_id must be 1 to 64 characters");
+            return self.error(ctx, r, refusal);
+        }
+        let Some((name, joined)) = self.rooms.get_key_value(room.as_str()) else {
+            return self.error(
+                ctx,
+                r,
+                refuse(Code::NotJoined, "join the room before sending"),
+            );
+        };
+        if !self.bucket.try_take(Instant::now()) {
+            return self.error(
+                ctx,
+                r,
+                refuse(Code::RateLimited, "slow down: too many messages"),
+            );
+        }
+        let Some(session) = &self.session else { return };
+        let echoed_id = client_msg_id.clone();
+        let (tx, rx) = oneshot::channel();
+        self.state.committer.submit(Pending {
+            room: name.clone(),
+            room_id: joined.room_id,
+            room_addr: joined.addr.clone(),
+            user_id: session.user_id,
+            user: session.name.clone(),
+            body,
+            client_msg_id,
+            reply: tx,
+        });
+        let room = name.clone();
+        ctx.spawn(rx.into_actor(self).map(move |answer, conn, ctx| {
+            let r = reference.as_deref();
+            match answer {
+                Ok(Ok(ack)) => {
+                    conn.send_frame(
+                        ctx,
+                        &ServerFrame::Ack {
+                            room: &room,
+                            id: ack.id,
+                            seq: ack.seq,
+                            ts: ack.ts,
+                            client_msg_id: echoed_id.as_deref(),
+                            reference: r,
+                        },
+                    );
+                }
+                Ok(Err(SendError::NoRoom)) => {
+                    conn.error(ctx, r, refuse(Code::NotFound, "the room no longer exists"));
+                }
+                Ok(Err(SendError::Unavailable)) | Err(_) => conn.error(
+                    ctx,
+                    r,
+                    refuse(
+                        Code::Unavailable,
+                        "not stored; retry with the same client_msg_id",
+                    ),
+                ),
+            }
+        }));
+    }
+
+    fn on_history(
+        &mut self,
+        room: String,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<i64>,
+        reference: Option<String>,
+        ctx: &mut Ctx,
+    ) {
+        let r = reference.as_deref();
+        if let Err(refusal) = check_room_name(&room) {
+            return self.error(ctx, r, refusal);
+        }
+        let limit = match page_limit(limit, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT) {
+            Ok(limit) => limit,
+            Err(message) => return self.error(ctx, r, refuse(Code::BadRequest, message)),
+        };
+        let Some(session) = &self.session else { return };
+        let known = self
+            .rooms
+            .get_key_value(room.as_str())
+            .map(|(n, j)| (n.clone(), j.room_id));
+        let (state, user) = (self.state.clone(), session.user_id);
+        let fetch = async move {
+            let (name, room_id) = match known {
+                Some(known) => known,
+                None => {
+                    let access = checked_access(&state, &room, user).await?;
+                    (Arc::from(room), access.room_id)
+                }
+            };
+            let page = history::page(&state.pool, &name, room_id, before, after, limit).await?;
+            Ok::<_, Refusal>((name, page))
+        };
+        ctx.spawn(fetch.into_actor(self).map(move |result, conn, ctx| {
+            let r = reference.as_deref();
+            match result {
+                Ok((room, messages)) => conn.send_frame(
+                    ctx,
+                    &ServerFrame::History {
+                        room: &room,
+                        messages: &messages,
+                        reference: r,
+                    },
+                ),
+                Err(refusal) => conn.error(ctx, r, refusal),
+            }
+        }));
+    }
+
+    fn on_typing(&mut self, room: &str, r: Option<&str>, ctx: &mut Ctx) {
+        let Some(joined) = self.rooms.get(room) else {
+            return self.error(ctx, r, refuse(Code::NotJoined, "not joined to this room"));
+        };
+        if !self.bucket.try_take(Instant::now()) {
+            return self.error(
+                ctx,
+                r,
+                refuse(Code::RateLimited, "slow down: too many frames"),
+            );
+        }
+        joined.addr.do_send(Typing { conn: self.id });
+    }
+}
+
+/// The room's access for `user`: `not_found` when it does not exist, `forbidden` when private.
+async fn checked_access(
+    state: &crate::state::AppState,
+    room: &str,
+    user: uuid::Uuid,
+) -> Result<RoomAccess, Refusal> {
+    match rooms::access(&state.pool, room, user).await? {
+        None => Err(refuse(Code::NotFound, "no such room")),
+        Some(access) if !access.allowed => Err(refuse(Code::Forbidden, "this room is private")),
+        Some(access) => Ok(access),
+    }
+}

@@ -1,0 +1,67 @@
+//! The actix messages exchanged by connections, rooms and the committer.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use super::connection::Connection;
+use crate::protocol::Message as ChatMessage;
+
+/// Identifies one connection within a node.
+pub type ConnId = u64;
+
+/// One pre-serialized room event, with the seq it carries (0 for events without one).
+#[derive(Clone, Debug)]
+pub struct OutFrame {
+    pub seq: i64,
+    pub text: ByteString,
+}
+
+/// Room → connection: message frames, in seq order, serialized once for every member.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub room: Arc<str>,
+    pub frames: Arc<[OutFrame]>,
+}
+
+/// Room → connection: an event without a seq (presence, typing), already serialized.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Push(pub ByteString);
+
+/// Connection → room: add this connection as a member.
+#[derive(Message)]
+#[rtype(result = "JoinInfo")]
+pub struct Join {
+    pub conn: ConnId,
+    pub user: Arc<str>,
+    pub addr: Addr<Connection>,
+}
+
+/// The room's answer to [`Join`]: deliveries to the new member start after `last_seq`.
+#[derive(Debug, Clone)]
+pub struct JoinInfo {
+    pub last_seq: i64,
+    pub presence: Vec<Arc<str>>,
+}
+
+/// Connection → room: this connection leaves (or died).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub conn: ConnId,
+}
+
+/// Connection → room: its user is typing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Typing {
+    pub conn: ConnId,
+}
+
+/// Committer (or bus) → room: committed messages of this room, ascending seq.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Committed(pub Vec<ChatMessage>);

@@ -1,0 +1,58 @@
+//! Finds the room actor for a name on this node, starting it on first join. Rooms remove
+//! themselves when they stop. A plain locked map, not an actor: it is only on the join path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix::prelude::*;
+use actix_web::web;
+
+use super::room::Room;
+use crate::state::AppState;
+use crate::store::rooms::RoomAccess;
+
+#[derive(Default)]
+pub struct RoomRegistry {
+    rooms: Mutex<HashMap<Arc<str>, Addr<Room>>>,
+}
+
+impl RoomRegistry {
+    /// The live room actor for `name`, started (on the caller's arbiter) when there is none.
+    pub fn get_or_start(
+        self: &Arc<Self>,
+        name: &Arc<str>,
+        access: &RoomAccess,
+        state: &web::Data<AppState>,
+    ) -> Addr<Room> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(addr) = rooms.get(name)
+            && addr.connected()
+        {
+            return addr.clone();
+        }
+        let addr = Room::new(
+            name.clone(),
+            access.room_id,
+            access.last_seq,
+            state.clone(),
+            Arc::clone(self),
+        )
+        .start();
+        rooms.insert(name.clone(), addr.clone());
+        addr
+    }
+
+    /// Forgets `name` if it still maps to `addr` (a newer room may have replaced it).
+    pub fn remove(&self, name: &str, addr: &Addr<Room>) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        if rooms.get(name).is_some_and(|a| a == addr) {
+            rooms.remove(name);
+        }
+    }
+
+    /// Every room actor alive on this node.
+    pub fn all(&self) -> Vec<Addr<Room>> {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms.values().cloned().collect()
+    }
+}

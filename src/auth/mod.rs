@@ -1,0 +1,6 @@
+//! Authentication: Argon2id password hashes and HS256 JSON Web Tokens.
+
+pub mod jwt;
+pub mod password;
+
+pub use jwt::{Claims, JwtKeys};

@@ -1,0 +1,246 @@
+//! Group commit: connections hand their `send`s to a few commit lanes; each lane stores whatever
+//! has queued up in one statement (one transaction, one round trip), answers every sender, and
+//! passes the committed messages to their rooms. A room always maps to the same lane, and a lane
+//! commits one batch at a time, so a room's messages are committed and handed on in seq order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::actors::messages::Committed;
+use crate::actors::room::Room;
+use crate::metrics::Metrics;
+use crate::protocol::Message;
+use crate::protocol::message::now_millis;
+use crate::store::StoreError;
+use crate::store::commit::{NewMessage, Outcome, commit_batch};
+
+/// Lanes per node. Two keep both cores busy with one batch each in flight.
+const LANES: usize = 2;
+/// Most messages one statement stores.
+const MAX_BATCH: usize = 1024;
+/// Messages a lane holds before senders are told `unavailable`.
+const QUEUE: usize = 16 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A `send` on its way to the database.
+pub struct Pending {
+    pub room: Arc<str>,
+    pub room_id: i64,
+    pub room_addr: Addr<Room>,
+    pub user_id: Uuid,
+    pub user: Arc<str>,
+    pub body: String,
+    pub client_msg_id: Option<String>,
+    pub reply: oneshot::Sender<Result<Ack, SendError>>,
+}
+
+/// What the sender is told once the message is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub id: Uuid,
+    pub seq: i64,
+    pub ts: DateTime<Utc>,
+    /// The message was stored earlier under the same `client_msg_id`.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Not stored (database unreachable or overloaded); retry with the same `client_msg_id`.
+    #[error("the message was not stored; retry with the same client_msg_id")]
+    Unavailable,
+    #[error("the room no longer exists")]
+    NoRoom,
+}
+
+/// The node's commit lanes.
+#[derive(Clone)]
+pub struct Committer {
+    lanes: Arc<[mpsc::Sender<Pending>]>,
+}
+
+impl Committer {
+    /// Starts the lanes on the current actix runtime; each holds its own connection.
+    pub fn start(database_url: &str, metrics: &Metrics) -> Self {
+        let lanes: Vec<_> = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                actix_rt::spawn(run_lane(rx, database_url.to_owned(), metrics.clone()));
+                tx
+            })
+            .collect();
+        Self {
+            lanes: lanes.into(),
+        }
+    }
+
+    /// Queues a message; the answer arrives on `pending.reply`.
+    pub fn submit(&self, pending: Pending) {
+        let lane = usize::try_from(pending.room_id.unsigned_abs()).unwrap_or(0) % self.lanes.len();
+        if let Err(e) = self.lanes[lane].try_send(pending) {
+            let pending = match e {
+                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+            };
+            let _ = pending.reply.send(Err(SendError::Unavailable));
+        }
+    }
+}
+
+async fn run_lane(mut rx: mpsc::Receiver<Pending>, database_url: String, metrics: Metrics) {
+    let mut lane = Lane {
+        database_url,
+        conn: None,
+        metrics,
+    };
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        lane.commit(std::mem::take(&mut batch)).await;
+        batch.reserve(MAX_BATCH);
+    }
+}
+
+struct Lane {
+    database_url: String,
+    conn: Option<AsyncPgConnection>,
+    metrics: Metrics,
+}
+
+impl Lane {
+    async fn commit(&mut self, batch: Vec<Pending>) {
+        let ts = now_millis();
+        // A client may resend before its first try was answered: store the message once and
+        // answer both.
+        let mut first_of: HashMap<(i64, Uuid, &str), usize> = HashMap::new();
+        let mut unique = Vec::with_capacity(batch.len());
+        let mut slot_of = Vec::with_capacity(batch.len());
+        for (i, p) in batch.iter().enumerate() {
+            if let Some(cmid) = p.client_msg_id.as_deref()
+                && let Some(&slot) = first_of.get(&(p.room_id, p.user_id, cmid))
+            {
+                slot_of.push(slot);
+                continue;
+            }
+            if let Some(cmid) = p.client_msg_id.as_deref() {
+                first_of.insert((p.room_id, p.user_id, cmid), unique.len());
+            }
+            slot_of.push(unique.len());
+            unique.push(NewMessage {
+                id: Uuid::now_v7(),
+                room_id: p.room_id,
+                user_id: p.user_id,
+                body: p.body.clone(),
+                client_msg_id: p.client_msg_id.clone(),
+                ts,
+            });
+            let _ = i;
+        }
+        drop(first_of);
+
+        let outcomes = match self.store(&unique).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::warn!(error = %e, messages = batch.len(), "commit failed; senders told unavailable");
+                for p in batch {
+                    let _ = p.reply.send(Err(SendError::Unavailable));
+                }
+                return;
+            }
+        };
+
+        let mut answered = vec![false; unique.len()];
+        let mut by_room: HashMap<i64, (Addr<Room>, Vec<Message>)> = HashMap::new();
+        let mut stored = 0u64;
+        for (p, slot) in batch.into_iter().zip(slot_of) {
+            let new = &unique[slot];
+            let answer = match outcomes[slot] {
+                Outcome::NoRoom => Err(SendError::NoRoom),
+                Outcome::Duplicate { id, seq, ts } => Ok(Ack {
+                    id,
+                    seq,
+                    ts,
+                    duplicate: true,
+                }),
+                Outcome::Stored { seq } if answered[slot] => Ok(Ack {
+                    id: new.id,
+                    seq,
+                    ts: new.ts,
+                    duplicate: true,
+                }),
+                Outcome::Stored { seq } => {
+                    stored += 1;
+                    let message = Message {
+                        id: new.id,
+                        room: p.room.clone(),
+                        seq,
+                        user: p.user.clone(),
+                        body: p.body,
+                        ts: new.ts,
+                        client_msg_id: p.client_msg_id,
+                    };
+                    by_room
+                        .entry(p.room_id)
+                        .or_insert_with(|| (p.room_addr.clone(), Vec::new()))
+                        .1
+                        .push(message);
+                    Ok(Ack {
+                        id: new.id,
+                        seq,
+                        ts: new.ts,
+                        duplicate: false,
+                    })
+                }
+            };
+            answered[slot] = true;
+            let _ = p.reply.send(answer);
+        }
+        self.metrics.messages_in.inc_by(stored);
+        for (_, (room, messages)) in by_room {
+            room.do_send(Committed(messages));
+        }
+    }
+
+    /// Stores the batch, reconnecting when needed and retrying once on a `client_msg_id` race.
+    async fn store(&mut self, batch: &[NewMessage]) -> Result<Vec<Outcome>, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let conn = self.connection().await?;
+            let result = tokio::time::timeout(COMMIT_TIMEOUT, commit_batch(conn, batch))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("commit timed out".into())));
+            match result {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(StoreError::Conflict) if attempts < 3 => continue,
+                Err(e) => {
+                    // Whatever broke, start the next batch on a fresh connection.
+                    self.conn = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn connection(&mut self) -> Result<&mut AsyncPgConnection, StoreError> {
+        if self.conn.is_none() {
+            let conn = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                AsyncPgConnection::establish(&self.database_url),
+            )
+            .await
+            .map_err(|_| StoreError::Unavailable("connect timed out".into()))?
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("no connection".into()))
+    }
+}

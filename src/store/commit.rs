@@ -1,0 +1,145 @@
+//! Group commit: a batch of pending messages from any number of rooms is stored in one statement
+//! (one transaction, one round trip). Seqs are handed out by bumping each room's `last_seq` in
+//! that same statement, so they are gapless and unique across nodes. A message whose
+//! `(room, user, client_msg_id)` is already stored is not stored again; its original row is
+//! returned instead.
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::error::{StoreError, StoreResult};
+
+/// A message waiting for its seq.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub room_id: i64,
+    pub user_id: Uuid,
+    pub body: String,
+    pub client_msg_id: Option<String>,
+    pub ts: DateTime<Utc>,
+}
+
+/// What the database made of the message at the same index of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now with this seq.
+    Stored { seq: i64 },
+    /// Stored earlier under the same `client_msg_id`: the original row.
+    Duplicate {
+        id: Uuid,
+        seq: i64,
+        ts: DateTime<Utc>,
+    },
+    /// The room no longer exists.
+    NoRoom,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Integer)]
+    ord: i32,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Bool)]
+    duplicate: bool,
+}
+
+const COMMIT_SQL: &str = r"
+WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[],
+                         $7::timestamptz[])
+        AS t(ord, id, room_id, user_id, body, client_msg_id, created_at)
+),
+existing AS (
+    SELECT i.ord, m.id, m.seq, m.created_at
+    FROM input i
+    JOIN messages m ON m.room_id = i.room_id
+                   AND m.user_id = i.user_id
+                   AND m.client_msg_id = i.client_msg_id
+    WHERE i.client_msg_id IS NOT NULL
+),
+fresh AS (
+    SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.ord = i.ord)
+),
+counts AS (
+    SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
+),
+bumped AS (
+    UPDATE rooms r SET last_seq = r.last_seq + c.n
+    FROM counts c
+    WHERE r.id = c.room_id
+    RETURNING r.id, r.last_seq - c.n AS base
+),
+numbered AS (
+    SELECT f.*, b.base + row_number() OVER (PARTITION BY f.room_id ORDER BY f.ord) AS seq
+    FROM fresh f JOIN bumped b ON b.id = f.room_id
+),
+inserted AS (
+    INSERT INTO messages (id, room_id, seq, user_id, body, client_msg_id, created_at)
+    SELECT id, room_id, seq, user_id, body, client_msg_id, created_at FROM numbered
+    RETURNING 1
+)
+SELECT ord, id, seq, created_at, false AS duplicate FROM numbered
+UNION ALL
+SELECT ord, id, seq, created_at, true AS duplicate FROM existing
+";
+
+/// Stores `batch` in one statement and returns each message's outcome, in batch order. The
+/// caller must not put the same `(room, user, client_msg_id)` twice in one batch.
+///
+/// Within a room, seqs follow batch order. A concurrent insert of the same `client_msg_id` by
+/// another node makes the statement fail with `Conflict`; retrying the batch then finds it.
+pub async fn commit_batch(
+    conn: &mut AsyncPgConnection,
+    batch: &[NewMessage],
+) -> StoreResult<Vec<Outcome>> {
+    let n = batch.len();
+    let ords: Vec<i32> = (0..n)
+        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    let rows: Vec<Row> = diesel::sql_query(COMMIT_SQL)
+        .bind::<Array<Integer>, _>(ords)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(batch.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(batch.iter().map(|m| m.room_id).collect::<Vec<_>>())
+        .bind::<Array<diesel::sql_types::Uuid>, _>(
+            batch.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(batch.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            batch
+                .iter()
+                .map(|m| m.client_msg_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Timestamptz>, _>(batch.iter().map(|m| m.ts).collect::<Vec<_>>())
+        .load(conn)
+        .await
+        .map_err(StoreError::from)?;
+
+    let mut outcomes = vec![Outcome::NoRoom; n];
+    for row in rows {
+        let Some(slot) = usize::try_from(row.ord)
+            .ok()
+            .and_then(|i| outcomes.get_mut(i))
+        else {
+            continue;
+        };
+        *slot = if row.duplicate {
+            Outcome::Duplicate {
+                id: row.id,
+                seq: row.seq,
+                ts: row.created_at,
+            }
+        } else {
+            Outcome::Stored { seq: row.seq }
+        };
+    }
+    Ok(outcomes)
+}
