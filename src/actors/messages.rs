@@ -6,6 +6,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 
 use super::connection::Connection;
+use super::connection::outbound::Outbound;
 use crate::protocol::Message as ChatMessage;
 
 /// Identifies one connection within a node.
@@ -16,6 +17,13 @@ pub type ConnId = u64;
 pub struct OutFrame {
     pub seq: i64,
     pub text: ByteString,
+}
+
+impl OutFrame {
+    /// Bytes this frame takes on the wire.
+    pub fn wire_size(&self) -> usize {
+        super::connection::outbound::frame_size(self.text.len())
+    }
 }
 
 /// Room → connection: message frames, in seq order, serialized once for every member.
@@ -38,6 +46,8 @@ pub struct Join {
     pub conn: ConnId,
     pub user: Arc<str>,
     pub addr: Addr<Connection>,
+    /// The connection's byte budget, charged by the room for what it posts.
+    pub outbound: Arc<Outbound>,
 }
 
 /// The room's answer to [`Join`]: deliveries to the new member start after `last_seq`.

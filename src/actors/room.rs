@@ -10,6 +10,7 @@ use actix::prelude::*;
 use actix_web::web;
 
 use super::connection::Connection;
+use super::connection::outbound::{Outbound, frame_size};
 use super::messages::{Committed, ConnId, Deliver, Join, JoinInfo, Leave, OutFrame, Push, Typing};
 use super::registry::RoomRegistry;
 use crate::protocol::{Message, ServerFrame};
@@ -24,6 +25,22 @@ const IDLE_STOP: Duration = Duration::from_secs(30);
 struct Member {
     addr: Addr<Connection>,
     user: Arc<str>,
+    outbound: Arc<Outbound>,
+}
+
+impl Member {
+    /// Posts `message` if `bytes` fit the member's budget; false for a reader too slow to keep.
+    fn post<M>(&self, message: M, bytes: usize) -> bool
+    where
+        M: actix::Message<Result = ()> + Send + 'static,
+        Connection: Handler<M>,
+    {
+        if self.outbound.is_overflowed() || !self.outbound.charge(bytes) {
+            return false;
+        }
+        self.addr.do_send(message);
+        true
+    }
 }
 
 pub struct Room {
@@ -65,15 +82,39 @@ impl Room {
     }
 
     /// Sends `text` to every member but `except`.
-    fn push_to_others(&self, except: Option<ConnId>, text: &bytestring::ByteString) {
+    fn push_to_others(&mut self, except: Option<ConnId>, text: &bytestring::ByteString) {
+        let bytes = frame_size(text.len());
+        let mut slow = Vec::new();
         for (id, member) in &self.members {
-            if Some(*id) != except {
-                member.addr.do_send(Push(text.clone()));
+            if Some(*id) != except && !member.post(Push(text.clone()), bytes) {
+                slow.push(*id);
+            }
+        }
+        self.drop_slow(slow);
+    }
+
+    /// Members whose backlog passed their budget leave the room; their sockets end with 4008.
+    fn drop_slow(&mut self, slow: Vec<ConnId>) {
+        for conn in slow {
+            tracing::info!(room = %self.name, conn, "slow consumer dropped");
+            self.remove_member(conn);
+        }
+    }
+
+    fn remove_member(&mut self, conn: ConnId) {
+        let Some(member) = self.members.remove(&conn) else {
+            return;
+        };
+        if let Some(count) = self.present.get_mut(&member.user) {
+            *count -= 1;
+            if *count == 0 {
+                self.present.remove(&member.user);
+                self.presence_changed(&[], &[&member.user], None);
             }
         }
     }
 
-    fn presence_changed(&self, joined: &[&str], left: &[&str], except: Option<ConnId>) {
+    fn presence_changed(&mut self, joined: &[&str], left: &[&str], except: Option<ConnId>) {
         let text = ServerFrame::Presence {
             room: &self.name,
             joined,
@@ -111,7 +152,7 @@ impl Room {
         }
     }
 
-    fn deliver(&self, messages: &[Message]) {
+    fn deliver(&mut self, messages: &[Message]) {
         if messages.is_empty() {
             return;
         }
@@ -130,13 +171,18 @@ impl Room {
         }
         let deliveries = (frames.len() * self.members.len()) as u64;
         metrics.messages_out.inc_by(deliveries);
+        let bytes = frames.iter().map(OutFrame::wire_size).sum();
         let deliver = Deliver {
             room: self.name.clone(),
             frames,
         };
-        for member in self.members.values() {
-            member.addr.do_send(deliver.clone());
-        }
+        let slow: Vec<ConnId> = self
+            .members
+            .iter()
+            .filter(|(_, member)| !member.post(deliver.clone(), bytes))
+            .map(|(id, _)| *id)
+            .collect();
+        self.drop_slow(slow);
     }
 
     /// Reads the messages missing before the earliest early one from the database.
@@ -208,6 +254,7 @@ impl Handler<Join> for Room {
             Member {
                 addr: join.addr,
                 user: join.user.clone(),
+                outbound: join.outbound,
             },
         );
         if !rejoin {
@@ -230,16 +277,7 @@ impl Handler<Leave> for Room {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, ctx: &mut Self::Context) {
-        let Some(member) = self.members.remove(&leave.conn) else {
-            return;
-        };
-        if let Some(count) = self.present.get_mut(&member.user) {
-            *count -= 1;
-            if *count == 0 {
-                self.present.remove(&member.user);
-                self.presence_changed(&[], &[&member.user], None);
-            }
-        }
+        self.remove_member(leave.conn);
         self.schedule_idle_stop(ctx);
     }
 }
@@ -256,7 +294,8 @@ impl Handler<Typing> for Room {
             user: &member.user,
         }
         .to_text();
-        self.push_to_others(Some(typing.conn), &text);
+        let typing_conn = typing.conn;
+        self.push_to_others(Some(typing_conn), &text);
     }
 }
 

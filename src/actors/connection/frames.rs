@@ -207,7 +207,7 @@ impl Connection {
         };
         let state = self.state.clone();
         let name: Arc<str> = Arc::from(room);
-        let (conn, addr) = (self.id, ctx.address());
+        let (conn, addr, outbound) = (self.id, ctx.address(), self.outbound.clone());
         let join = async move {
             let access = checked_access(&state, &name, session.user_id).await?;
             let registry = state.registry.clone();
@@ -218,6 +218,7 @@ impl Connection {
                     conn,
                     user: session.name.clone(),
                     addr: addr.clone(),
+                    outbound: outbound.clone(),
                 };
                 if let Ok(info) = room.send(join).await {
                     return Ok((name, access, room, info));

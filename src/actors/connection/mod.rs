@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use self::limits::{AbuseWindow, TokenBucket};
 use self::outbound::Outbound;
-use super::messages::{ConnId, Deliver, Leave, Push};
+use super::messages::{ConnId, Deliver, Leave, OutFrame, Push};
 use super::room::Room;
 use crate::auth::Claims;
 use crate::protocol::ServerFrame;
@@ -104,6 +104,9 @@ impl Connection {
 
     /// Queues a text frame within the outbound budget; a reader too slow for it is dropped.
     fn send_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: ByteString) {
+        if self.outbound.is_overflowed() {
+            return; // already closing
+        }
         if self.outbound.queue(text.len()) {
             ctx.text(text);
         } else {
@@ -247,18 +250,25 @@ impl Connection {
 impl Handler<Deliver> for Connection {
     type Result = ();
 
+    /// The room charged the budget for these frames; write them (or credit what is skipped).
     fn handle(&mut self, deliver: Deliver, ctx: &mut Self::Context) {
-        let Some(room) = self.rooms.get_mut(&deliver.room) else {
-            return;
-        };
+        if self.outbound.is_overflowed() {
+            return ctx.stop();
+        }
+        let room = self.rooms.get_mut(&deliver.room);
         // Frames are in seq order; skip what a replay already sent.
-        let start = deliver.frames.partition_point(|f| f.seq <= room.last_sent);
-        let Some(last) = deliver.frames.last() else {
-            return;
-        };
-        room.last_sent = room.last_sent.max(last.seq);
+        let last_sent = room.as_ref().map_or(i64::MAX, |r| r.last_sent);
+        let start = deliver.frames.partition_point(|f| f.seq <= last_sent);
+        let skipped: usize = deliver.frames[..start]
+            .iter()
+            .map(OutFrame::wire_size)
+            .sum();
+        self.outbound.drained(skipped);
+        if let (Some(room), Some(last)) = (room, deliver.frames.last()) {
+            room.last_sent = room.last_sent.max(last.seq);
+        }
         for frame in &deliver.frames[start..] {
-            self.send_text(ctx, frame.text.clone());
+            ctx.text(frame.text.clone());
         }
     }
 }
@@ -266,7 +276,11 @@ impl Handler<Deliver> for Connection {
 impl Handler<Push> for Connection {
     type Result = ();
 
+    /// The room charged the budget for this frame.
     fn handle(&mut self, push: Push, ctx: &mut Self::Context) {
-        self.send_text(ctx, push.0);
+        if self.outbound.is_overflowed() {
+            return ctx.stop();
+        }
+        ctx.text(push.0);
     }
 }

@@ -1,6 +1,9 @@
-//! The outbound byte budget of one connection. The socket's outgoing stream is wrapped so that
-//! every byte the HTTP layer takes is counted off what the actor queued; when a slow reader lets
-//! the backlog pass the budget, the backlog is dropped and the stream ends with a 4008 close.
+//! The outbound byte budget of one connection. Bytes are charged when they are queued for the
+//! socket — by rooms when they post events into the connection's mailbox (a connection whose
+//! reader stalls is not polled, so it cannot count for itself), by the connection for its own
+//! replies — and credited as the HTTP layer takes them from the wrapped outgoing stream. When a
+//! slow reader lets the backlog pass the budget, rooms stop posting to it, and its stream ends
+//! with a 4008 close in place of the backlog.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,10 +30,14 @@ impl Outbound {
         })
     }
 
-    /// Accounts for one text frame of `payload` bytes; false (and overflowed from then on) when
-    /// it does not fit the budget.
+    /// Charges one text frame of `payload` bytes; false (and overflowed from then on) when it
+    /// does not fit the budget.
     pub fn queue(&self, payload: usize) -> bool {
-        let size = frame_size(payload);
+        self.charge(frame_size(payload))
+    }
+
+    /// Charges `size` wire bytes; false (and overflowed from then on) when over the budget.
+    pub fn charge(&self, size: usize) -> bool {
         let queued = self.queued.fetch_add(size, Ordering::AcqRel) + size;
         if queued > self.limit {
             self.overflowed.store(true, Ordering::Release);
@@ -43,7 +50,8 @@ impl Outbound {
         self.queued.load(Ordering::Acquire)
     }
 
-    fn drained(&self, bytes: usize) {
+    /// Credits bytes that left (or will never be written).
+    pub fn drained(&self, bytes: usize) {
         // Control frames (pings, closes) are not queued through `queue`; never go below zero.
         let _ = self
             .queued
@@ -52,13 +60,13 @@ impl Outbound {
             });
     }
 
-    fn overflowed(&self) -> bool {
+    pub fn is_overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Acquire)
     }
 }
 
 /// Bytes on the wire for an unmasked server frame with `payload` bytes.
-fn frame_size(payload: usize) -> usize {
+pub fn frame_size(payload: usize) -> usize {
     let header = match payload {
         0..=125 => 2,
         126..=65_535 => 4,
@@ -106,7 +114,7 @@ where
         if self.closed {
             return Poll::Ready(None);
         }
-        if self.outbound.overflowed() {
+        if self.outbound.is_overflowed() {
             self.closed = true;
             return Poll::Ready(Some(Ok(slow_consumer_close())));
         }
@@ -132,7 +140,7 @@ mod tests {
         outbound.drained(306);
         assert_eq!(outbound.queued(), 0);
         assert!(!outbound.queue(2000));
-        assert!(outbound.overflowed());
+        assert!(outbound.is_overflowed());
     }
 
     #[test]

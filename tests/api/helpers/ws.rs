@@ -112,6 +112,28 @@ impl WsClient {
         }
     }
 
+    /// The next frame whose type is one of `kinds`, skipping message, presence and typing events.
+    pub async fn recv_type_any(&mut self, kinds: &[&str]) -> Value {
+        loop {
+            let value = self.recv_json().await;
+            if kinds.iter().any(|k| value["type"] == *k) {
+                return value;
+            }
+            let kind = value["type"].as_str().unwrap_or_default();
+            assert!(
+                matches!(kind, "message" | "presence" | "typing"),
+                "expected {kinds:?}, got {value}"
+            );
+        }
+    }
+
+    /// Reads and discards whatever arrives within a millisecond (a sender keeping up).
+    pub async fn drain_pending(&mut self) {
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(Duration::from_millis(1), self.framed.next()).await
+        {}
+    }
+
     /// The close code the server ends with, skipping any frames before it.
     pub async fn recv_close(&mut self) -> Option<u16> {
         loop {
@@ -158,6 +180,10 @@ impl WsClient {
         let mut seqs = Vec::new();
         loop {
             let value = self.recv_json().await;
+            assert_ne!(
+                value["type"], "error",
+                "while waiting for seq {seq}: {value}"
+            );
             if value["type"] == "message" && value["room"] == room {
                 let s = value["seq"].as_i64().expect("seq");
                 seqs.push(s);

@@ -1,0 +1,222 @@
+//! Delivery guarantees on one node: gapless seqs under concurrency, replay with `since` joined
+//! seamlessly to live delivery, slow readers cut off without hurting the room, and nothing
+//! acknowledged that was not stored while the database is away.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{
+    ChaosProxy, Event, TestDb, WsClient, host_port, node::node_env, single_node, spawn_node,
+    with_host_port,
+};
+
+/// No rate limit to speak of: these tests measure delivery, not throttling.
+const FAST: [(&str, &str); 2] = [("WS_RATE_PER_SEC", "100000"), ("WS_RATE_BURST", "100000")];
+
+async fn row_count(db: &TestDb) -> i64 {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.connect().await;
+    bosar_chat::store::schema::messages::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn twenty_senders_of_a_hundred_each_every_receiver_sees_1_to_2000_in_order() {
+    let (db, node) = single_node(&FAST).await;
+    let owner = node.register("owner").await;
+    node.create_room(&owner, "busy", false).await;
+
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        let token = node.register(&format!("user{i:02}")).await;
+        let mut ws = WsClient::connect(&node, &token).await;
+        ws.join("busy", None).await;
+        clients.push(ws);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut ws)| {
+            actix_rt::spawn(async move {
+                for n in 0..100 {
+                    ws.send(json!({"type": "send", "room": "busy", "body": format!("{i}:{n}"), "client_msg_id": format!("{i}-{n}")})).await;
+                }
+                let (mut seqs, mut acks) = (Vec::new(), 0);
+                while seqs.len() < 2000 || acks < 100 {
+                    let frame = ws.recv_json().await;
+                    match frame["type"].as_str() {
+                        Some("message") => seqs.push(frame["seq"].as_i64().unwrap()),
+                        Some("ack") => acks += 1,
+                        Some("presence") => {}
+                        _ => panic!("unexpected {frame}"),
+                    }
+                }
+                seqs
+            })
+        })
+        .collect();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert_eq!(seqs, (1..=2000).collect::<Vec<_>>());
+    }
+    assert_eq!(row_count(&db).await, 2000);
+}
+
+#[actix_web::test]
+async fn rejoin_with_since_replays_exactly_the_missed_messages_then_live_ones() {
+    let (_db, node) = single_node(&FAST).await;
+    let alice = node.register("alice").await;
+    let bob = node.register("bob").await;
+    node.create_room(&alice, "general", false).await;
+
+    // Alice keeps sending the whole time.
+    let mut sender = WsClient::connect(&node, &alice).await;
+    sender.join("general", None).await;
+    let total = 400;
+    let sending = actix_rt::spawn(async move {
+        for n in 0..total {
+            sender
+                .send(json!({"type": "send", "room": "general", "body": format!("n{n}")}))
+                .await;
+            if n % 20 == 0 {
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let mut acks = 0;
+        while acks < total {
+            if sender.recv_json().await["type"] == "ack" {
+                acks += 1;
+            }
+        }
+    });
+
+    let mut seen = Vec::new();
+    // Bob reads a little, drops, rejoins with since, several times.
+    for _ in 0..4 {
+        let mut ws = WsClient::connect(&node, &bob).await;
+        let since = seen.last().copied();
+        let joined = ws.join("general", since).await;
+        let last_seq = joined["last_seq"].as_i64().unwrap();
+        if let Some(since) = since {
+            assert!(last_seq >= since, "{joined}");
+        }
+        let target = (last_seq + 30).min(total);
+        let mut got = ws.messages_until("general", target).await;
+        seen.append(&mut got);
+    }
+    let mut ws = WsClient::connect(&node, &bob).await;
+    let since = seen.last().copied();
+    let joined = ws.join("general", since).await;
+    if since < Some(total) {
+        let mut rest = ws.messages_until("general", total).await;
+        seen.append(&mut rest);
+    } else {
+        // Nothing was missed: nothing is replayed.
+        assert_eq!(joined["last_seq"], total);
+    }
+    sending.await.unwrap();
+
+    assert_eq!(
+        seen,
+        (1..=total).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+}
+
+#[actix_web::test]
+async fn a_slow_reader_is_closed_with_4008_while_the_room_keeps_flowing() {
+    let (_db, node) = single_node(&FAST).await;
+    let alice = node.register("alice").await;
+    let bob = node.register("bob").await;
+    let carol = node.register("carol").await;
+    node.create_room(&alice, "firehose", false).await;
+
+    let mut slow = WsClient::connect(&node, &carol).await;
+    slow.join("firehose", None).await;
+    let mut reader = WsClient::connect(&node, &bob).await;
+    reader.join("firehose", None).await;
+    let mut sender = WsClient::connect(&node, &alice).await;
+    sender.join("firehose", None).await;
+
+    let body = "x".repeat(4000);
+    // More than the slow reader's socket buffers and budget can hold, at a pace a reader that
+    // keeps reading absorbs.
+    let total = 4000;
+    let sending = actix_rt::spawn(async move {
+        for n in 0..total {
+            sender.send(json!({"type": "send", "room": "firehose", "body": body, "client_msg_id": format!("m{n}")})).await;
+            if n % 10 == 9 {
+                sender.drain_pending().await;
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        sender
+    });
+    // The reader keeps up and gets everything.
+    let seqs = reader.messages_until("firehose", total).await;
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+    drop(sending.await.unwrap());
+
+    // The slow reader, once it finally reads, finds its stream cut short with 4008.
+    let mut received = 0;
+    let code = loop {
+        match slow.recv().await {
+            Event::Json(frame) if frame["type"] == "message" => received += 1,
+            Event::Json(_) | Event::Binary => {}
+            Event::Close(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(4008));
+    assert!(
+        received < total,
+        "the slow reader was cut off early ({received})"
+    );
+}
+
+#[actix_web::test]
+async fn sends_while_the_database_is_down_are_unavailable_and_retries_store_once() {
+    let db = TestDb::create().await;
+    let proxy = ChaosProxy::start(host_port(&db.url)).await;
+    let url = with_host_port(&db.url, &proxy.address.to_string());
+    let node = spawn_node(node_env(&db, "node-0", &[("DATABASE_URL", &url)])).await;
+    let alice = node.register("alice").await;
+    node.create_room(&alice, "general", false).await;
+    let mut ws = WsClient::connect(&node, &alice).await;
+    ws.join("general", None).await;
+    assert_eq!(
+        ws.send_message("general", "before", Some("c-0")).await["seq"],
+        1
+    );
+    ws.recv_type("message").await;
+
+    proxy.cut();
+    ws.send(json!({"type": "send", "room": "general", "body": "during", "client_msg_id": "c-1", "ref": "r"})).await;
+    let reply = ws.recv_json().await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["code"], "unavailable");
+    assert_eq!(reply["ref"], "r");
+
+    proxy.restore();
+    // The service recovers by itself; the retry with the same client_msg_id is stored once.
+    let mut ack = json!(null);
+    for _ in 0..50 {
+        ws.send(
+            json!({"type": "send", "room": "general", "body": "during", "client_msg_id": "c-1"}),
+        )
+        .await;
+        let reply = ws.recv_type_any(&["ack", "error"]).await;
+        if reply["type"] == "ack" {
+            ack = reply;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ack["seq"], 2, "{ack}");
+    assert_eq!(ws.recv_type("message").await["seq"], 2);
+    assert_eq!(row_count(&db).await, 2);
+}
