@@ -153,7 +153,7 @@ impl Room {
     }
 
     fn deliver(&mut self, messages: &[Message]) {
-        if messages.is_empty() {
+        if messages.is_empty() || self.members.is_empty() {
             return;
         }
         let now = chrono::Utc::now();
