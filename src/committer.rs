@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -15,6 +16,8 @@ use uuid::Uuid;
 
 use crate::actors::messages::Committed;
 use crate::actors::room::Room;
+use crate::bus::actor::{Bus, Publish};
+use crate::bus::envelope::Envelope;
 use crate::metrics::Metrics;
 use crate::protocol::Message;
 use crate::protocol::message::now_millis;
@@ -65,44 +68,69 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct Committer {
     lanes: Arc<[mpsc::Sender<Pending>]>,
+    /// Messages submitted and not yet answered and handed on.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Committer {
-    /// Starts the lanes on the current actix runtime; each holds its own connection.
-    pub fn start(database_url: &str, metrics: &Metrics) -> Self {
+    /// Starts the lanes on the current actix runtime; each holds its own connection. With a
+    /// bus, every committed batch is also published to the other nodes.
+    pub fn start(
+        database_url: &str,
+        metrics: &Metrics,
+        node: &str,
+        bus: Option<Addr<Bus>>,
+    ) -> Self {
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let lanes: Vec<_> = (0..LANES)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                actix_rt::spawn(run_lane(rx, database_url.to_owned(), metrics.clone()));
+                let lane = Lane {
+                    database_url: database_url.to_owned(),
+                    conn: None,
+                    metrics: metrics.clone(),
+                    node: node.to_owned(),
+                    bus: bus.clone(),
+                    in_flight: in_flight.clone(),
+                };
+                actix_rt::spawn(run_lane(rx, lane));
                 tx
             })
             .collect();
         Self {
             lanes: lanes.into(),
+            in_flight,
+        }
+    }
+
+    /// Waits (at most `limit`) until every message submitted so far is answered and handed on.
+    pub async fn flush(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
     /// Queues a message; the answer arrives on `pending.reply`.
     pub fn submit(&self, pending: Pending) {
         let lane = usize::try_from(pending.room_id.unsigned_abs()).unwrap_or(0) % self.lanes.len();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.lanes[lane].try_send(pending) {
             let pending = match e {
                 mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
             };
             let _ = pending.reply.send(Err(SendError::Unavailable));
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
-async fn run_lane(mut rx: mpsc::Receiver<Pending>, database_url: String, metrics: Metrics) {
-    let mut lane = Lane {
-        database_url,
-        conn: None,
-        metrics,
-    };
+async fn run_lane(mut rx: mpsc::Receiver<Pending>, mut lane: Lane) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let count = batch.len();
         lane.commit(std::mem::take(&mut batch)).await;
+        lane.in_flight.fetch_sub(count, Ordering::AcqRel);
         batch.reserve(MAX_BATCH);
     }
 }
@@ -111,6 +139,9 @@ struct Lane {
     database_url: String,
     conn: Option<AsyncPgConnection>,
     metrics: Metrics,
+    node: String,
+    bus: Option<Addr<Bus>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Lane {
@@ -203,6 +234,13 @@ impl Lane {
         }
         self.metrics.messages_in.inc_by(stored);
         for (_, (room, messages)) in by_room {
+            if let (Some(bus), Some(first)) = (&self.bus, messages.first()) {
+                let envelope = Envelope::messages_bytes(&self.node, &first.room, &messages);
+                bus.do_send(Publish {
+                    room: first.room.clone(),
+                    envelope,
+                });
+            }
             room.do_send(Committed(messages));
         }
     }

@@ -88,6 +88,9 @@ pub struct RedisConfig {
     /// `REDIS_KEY_PREFIX` (default `bosar`): prefix of every key and channel this service uses,
     /// so that several deployments (or parallel tests) can share one Redis.
     pub key_prefix: String,
+    /// `PRESENCE_TTL_SECS` (default 15): a node whose heartbeat is older than this is dead and
+    /// its users leave presence (heartbeats go every third of it).
+    pub presence_ttl: Duration,
 }
 
 #[derive(Clone)]
@@ -373,6 +376,7 @@ impl RedisConfig {
             url,
             sharded: r.bool("REDIS_SHARDED", false)?,
             key_prefix,
+            presence_ttl: Duration::from_secs(r.positive("PRESENCE_TTL_SECS", 15)?),
         })
     }
 }

@@ -90,15 +90,14 @@ impl Application {
     }
 }
 
-/// Runs the node until SIGTERM or SIGINT, then drains: `/api` answers 503 at once, and the
-/// server stops accepting and finishes in-flight work within the grace period.
+/// Runs the node until SIGTERM or SIGINT, then drains (see [`crate::drain`]) and stops.
 pub async fn serve_until_signalled(app: Application) -> anyhow::Result<()> {
     let handle = app.handle();
     let state = app.state();
     actix_rt::spawn(async move {
         let signal = shutdown_signal().await;
-        tracing::info!(signal, "shutdown requested; draining");
-        state.start_draining();
+        tracing::info!(signal, "shutdown requested");
+        crate::drain::drain(&state).await;
         handle.stop(true).await;
     });
     app.run_until_stopped().await.context("server failed")?;

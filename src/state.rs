@@ -4,9 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use actix::{Actor, Addr};
+
+use crate::actors::connection::Connections;
 use crate::actors::registry::RoomRegistry;
 use crate::auth::JwtKeys;
 use crate::bus::RedisLink;
+use crate::bus::actor::Bus;
 use crate::committer::Committer;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -20,11 +24,16 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub committer: Committer,
     pub registry: Arc<RoomRegistry>,
+    /// The node's bridge to Redis; `None` in single-node mode.
+    pub bus: Option<Addr<Bus>>,
+    /// Every open WebSocket connection, for draining.
+    pub connections: Connections,
     draining: AtomicBool,
 }
 
 impl AppState {
-    /// The shared state of a node; starts its commit lanes on the current runtime.
+    /// The shared state of a node; starts its bus (with Redis) and commit lanes on the current
+    /// runtime.
     pub fn new(
         config: Config,
         pool: DbPool,
@@ -35,7 +44,20 @@ impl AppState {
             config.auth.jwt_secret.expose().as_bytes(),
             config.auth.jwt_ttl,
         );
-        let committer = Committer::start(&config.database.url, &metrics);
+        let registry = Arc::new(RoomRegistry::default());
+        let bus = config.redis.url.is_some().then(|| {
+            Bus::new(
+                config.node_id.clone(),
+                config.redis.clone(),
+                config.redis.presence_ttl,
+                registry.clone(),
+                pool.clone(),
+                metrics.clone(),
+            )
+            .start()
+        });
+        let committer =
+            Committer::start(&config.database.url, &metrics, &config.node_id, bus.clone());
         Self {
             config,
             pool,
@@ -43,7 +65,9 @@ impl AppState {
             metrics,
             jwt,
             committer,
-            registry: Arc::new(RoomRegistry::default()),
+            registry,
+            bus,
+            connections: Connections::default(),
             draining: AtomicBool::new(false),
         }
     }

@@ -75,3 +75,18 @@ pub struct Typing {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Committed(pub Vec<ChatMessage>);
+
+/// Bus → room: an envelope from another node (messages or presence facts).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Remote(pub crate::bus::envelope::Envelope);
+
+/// Bus → room: PostgreSQL's `last_seq` of the room; a room behind it reads what it missed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Tail(pub i64);
+
+/// Bus → room: a node died; its users are no longer present.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeGone(pub Arc<str>);

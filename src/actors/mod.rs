@@ -4,5 +4,6 @@
 
 pub mod connection;
 pub mod messages;
+pub mod presence;
 pub mod registry;
 pub mod room;

@@ -11,9 +11,12 @@ use super::room::Room;
 use crate::state::AppState;
 use crate::store::rooms::RoomAccess;
 
+/// A room actor and the id of its room.
+type Entry = (i64, Addr<Room>);
+
 #[derive(Default)]
 pub struct RoomRegistry {
-    rooms: Mutex<HashMap<Arc<str>, Addr<Room>>>,
+    rooms: Mutex<HashMap<Arc<str>, Entry>>,
 }
 
 impl RoomRegistry {
@@ -25,7 +28,7 @@ impl RoomRegistry {
         state: &web::Data<AppState>,
     ) -> Addr<Room> {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(addr) = rooms.get(name)
+        if let Some((_, addr)) = rooms.get(name)
             && addr.connected()
         {
             return addr.clone();
@@ -38,20 +41,26 @@ impl RoomRegistry {
             Arc::clone(self),
         )
         .start();
-        rooms.insert(name.clone(), addr.clone());
+        rooms.insert(name.clone(), (access.room_id, addr.clone()));
         addr
+    }
+
+    /// The live room actor for `name`, if this node has one.
+    pub fn get(&self, name: &str) -> Option<Addr<Room>> {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms.get(name).map(|(_, addr)| addr.clone())
     }
 
     /// Forgets `name` if it still maps to `addr` (a newer room may have replaced it).
     pub fn remove(&self, name: &str, addr: &Addr<Room>) {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        if rooms.get(name).is_some_and(|a| a == addr) {
+        if rooms.get(name).is_some_and(|(_, a)| a == addr) {
             rooms.remove(name);
         }
     }
 
-    /// Every room actor alive on this node.
-    pub fn all(&self) -> Vec<Addr<Room>> {
+    /// Every room actor alive on this node, with its room id.
+    pub fn all(&self) -> Vec<Entry> {
         let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         rooms.values().cloned().collect()
     }

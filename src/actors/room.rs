@@ -1,6 +1,8 @@
-//! One room with local members: delivers committed messages to them in seq order, each exactly
-//! once, filling any gap from PostgreSQL; tracks who is present; relays typing. Each event is
-//! serialized once and the bytes are shared by every member.
+//! One room with local members. It delivers the room's committed messages — from this node's
+//! commit lanes, from other nodes through the bus, or read from PostgreSQL — to its members in
+//! seq order, each exactly once: an early seq waits briefly for the ones before it, then the gap
+//! is read from the database. It tracks who is present across the cluster and relays typing.
+//! Each event is serialized once and the bytes are shared by every member.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,17 +10,28 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::web;
+use bytestring::ByteString;
 
 use super::connection::Connection;
 use super::connection::outbound::{Outbound, frame_size};
-use super::messages::{Committed, ConnId, Deliver, Join, JoinInfo, Leave, OutFrame, Push, Typing};
+use super::messages::{
+    Committed, ConnId, Deliver, Join, JoinInfo, Leave, NodeGone, OutFrame, Push, Remote, Tail,
+    Typing,
+};
+use super::presence::Presence;
 use super::registry::RoomRegistry;
+use crate::bus::actor::{Bus, LoadPresence, PresenceFact, Subscribe, Unsubscribe};
+use crate::bus::envelope::Payload;
 use crate::protocol::{Message, ServerFrame};
 use crate::state::AppState;
 use crate::store::history;
 
-/// How long an early message waits for the ones before it before they are read from the database.
+/// How long an early message waits for the ones before it before they are read from PostgreSQL.
 const GAP_WAIT: Duration = Duration::from_millis(100);
+/// Messages read per catch-up query.
+const CATCH_UP_CHUNK: i64 = 1000;
+/// How long a new room waits for the cluster's presence before serving joins without it.
+const PRESENCE_LOAD_LIMIT: Duration = Duration::from_millis(500);
 /// How long a room without members lives on, so that a quick rejoin finds it warm.
 const IDLE_STOP: Duration = Duration::from_secs(30);
 
@@ -45,15 +58,17 @@ impl Member {
 
 pub struct Room {
     name: Arc<str>,
-    room_id: i64,
     /// The highest seq delivered; the next delivery is `delivered + 1`.
     delivered: i64,
+    /// The highest seq known to exist (seen early, or PostgreSQL's `last_seq`).
+    known: i64,
     members: HashMap<ConnId, Member>,
-    /// Connections per user, for presence.
-    present: HashMap<Arc<str>, usize>,
+    presence: Presence,
     /// Messages that arrived ahead of a gap, by seq.
     early: BTreeMap<i64, Message>,
-    gap_fill: Option<SpawnHandle>,
+    room_id: i64,
+    catch_up: Option<SpawnHandle>,
+    reading: bool,
     idle: Option<SpawnHandle>,
     state: web::Data<AppState>,
     registry: Arc<RoomRegistry>,
@@ -71,26 +86,45 @@ impl Room {
             name,
             room_id,
             delivered: last_seq,
+            known: last_seq,
             members: HashMap::new(),
-            present: HashMap::new(),
+            presence: Presence::default(),
             early: BTreeMap::new(),
-            gap_fill: None,
+            catch_up: None,
+            reading: false,
             idle: None,
             state,
             registry,
         }
     }
 
+    fn bus(&self) -> Option<&Addr<Bus>> {
+        self.state.bus.as_ref()
+    }
+
     /// Sends `text` to every member but `except`.
-    fn push_to_others(&mut self, except: Option<ConnId>, text: &bytestring::ByteString) {
+    fn push_to_others(&mut self, except: Option<ConnId>, text: &ByteString) {
         let bytes = frame_size(text.len());
-        let mut slow = Vec::new();
-        for (id, member) in &self.members {
-            if Some(*id) != except && !member.post(Push(text.clone()), bytes) {
-                slow.push(*id);
-            }
-        }
+        let slow: Vec<ConnId> = self
+            .members
+            .iter()
+            .filter(|(id, member)| Some(**id) != except && !member.post(Push(text.clone()), bytes))
+            .map(|(id, _)| *id)
+            .collect();
         self.drop_slow(slow);
+    }
+
+    fn announce(&mut self, joined: &[&str], left: &[&str], except: Option<ConnId>) {
+        if joined.is_empty() && left.is_empty() {
+            return;
+        }
+        let text = ServerFrame::Presence {
+            room: &self.name,
+            joined,
+            left,
+        }
+        .to_text();
+        self.push_to_others(except, &text);
     }
 
     /// Members whose backlog passed their budget leave the room; their sockets end with 4008.
@@ -105,29 +139,26 @@ impl Room {
         let Some(member) = self.members.remove(&conn) else {
             return;
         };
-        if let Some(count) = self.present.get_mut(&member.user) {
-            *count -= 1;
-            if *count == 0 {
-                self.present.remove(&member.user);
-                self.presence_changed(&[], &[&member.user], None);
-            }
+        let change = self.presence.local_leave(&member.user);
+        if change.node_changed
+            && let Some(bus) = self.bus()
+        {
+            bus.do_send(PresenceFact {
+                room: self.name.clone(),
+                user: member.user.clone(),
+                joined: false,
+            });
         }
-    }
-
-    fn presence_changed(&mut self, joined: &[&str], left: &[&str], except: Option<ConnId>) {
-        let text = ServerFrame::Presence {
-            room: &self.name,
-            joined,
-            left,
+        if change.cluster_changed {
+            self.announce(&[], &[&member.user], None);
         }
-        .to_text();
-        self.push_to_others(except, &text);
     }
 
     /// Takes committed messages in any order and delivers every one that is next in line.
     fn ingest(&mut self, messages: Vec<Message>, ctx: &mut Context<Self>) {
         let mut ready = Vec::new();
         for message in messages {
+            self.known = self.known.max(message.seq);
             if message.seq <= self.delivered {
                 continue; // already delivered
             }
@@ -143,13 +174,47 @@ impl Room {
             }
         }
         self.deliver(&ready);
-        if self.early.is_empty() {
-            if let Some(handle) = self.gap_fill.take() {
+        self.schedule_catch_up(ctx, GAP_WAIT);
+    }
+
+    /// Reads what is missing from PostgreSQL after `wait`, unless it arrives first.
+    fn schedule_catch_up(&mut self, ctx: &mut Context<Self>, wait: Duration) {
+        if self.delivered >= self.known {
+            if let Some(handle) = self.catch_up.take() {
                 ctx.cancel_future(handle);
             }
-        } else if self.gap_fill.is_none() {
-            self.gap_fill = Some(ctx.run_later(GAP_WAIT, Self::fill_gap));
+        } else if self.catch_up.is_none() && !self.reading {
+            self.catch_up = Some(ctx.run_later(wait, Self::read_missing));
         }
+    }
+
+    fn read_missing(&mut self, ctx: &mut Context<Self>) {
+        self.catch_up = None;
+        if self.delivered >= self.known {
+            return;
+        }
+        let (from, to) = (
+            self.delivered,
+            self.known.min(self.delivered + CATCH_UP_CHUNK),
+        );
+        let pool = self.state.pool.clone();
+        let (name, room_id) = (self.name.clone(), self.room_id);
+        self.reading = true;
+        let fetch = async move { history::range(&pool, &name, room_id, from, to).await };
+        ctx.spawn(fetch.into_actor(self).map(|result, room, ctx| {
+            room.reading = false;
+            match result {
+                Ok(messages) => {
+                    room.ingest(messages, ctx);
+                    // Still behind after a full read: go on at once.
+                    room.schedule_catch_up(ctx, Duration::ZERO);
+                }
+                Err(e) => {
+                    tracing::warn!(room = %room.name, error = %e, "catch-up failed; retrying");
+                    room.schedule_catch_up(ctx, GAP_WAIT * 5);
+                }
+            }
+        }));
     }
 
     fn deliver(&mut self, messages: &[Message]) {
@@ -169,8 +234,9 @@ impl Room {
             let latency = (now - m.ts).num_microseconds().unwrap_or(0).max(0);
             metrics.delivery_latency.observe(latency as f64 / 1e6);
         }
-        let deliveries = (frames.len() * self.members.len()) as u64;
-        metrics.messages_out.inc_by(deliveries);
+        metrics
+            .messages_out
+            .inc_by((frames.len() * self.members.len()) as u64);
         let bytes = frames.iter().map(OutFrame::wire_size).sum();
         let deliver = Deliver {
             room: self.name.clone(),
@@ -185,35 +251,6 @@ impl Room {
         self.drop_slow(slow);
     }
 
-    /// Reads the messages missing before the earliest early one from the database.
-    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
-        self.gap_fill = None;
-        let Some((&first_early, _)) = self.early.first_key_value() else {
-            return;
-        };
-        let (from, to) = (self.delivered, first_early - 1);
-        let pool = self.state.pool.clone();
-        let (name, room_id) = (self.name.clone(), self.room_id);
-        let fetch = async move { history::range(&pool, &name, room_id, from, to).await };
-        ctx.wait(
-            fetch
-                .into_actor(self)
-                .map(move |result, room, ctx| match result {
-                    Ok(messages) => {
-                        let complete = messages.len() as i64 == to - from;
-                        room.ingest(messages, ctx);
-                        if !complete && room.gap_fill.is_none() && !room.early.is_empty() {
-                            room.gap_fill = Some(ctx.run_later(GAP_WAIT, Self::fill_gap));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(room = %room.name, error = %e, "gap fill failed; retrying");
-                        room.gap_fill = Some(ctx.run_later(GAP_WAIT * 5, Self::fill_gap));
-                    }
-                }),
-        );
-    }
-
     fn schedule_idle_stop(&mut self, ctx: &mut Context<Self>) {
         if self.members.is_empty() && self.idle.is_none() {
             self.idle = Some(ctx.run_later(IDLE_STOP, |room, ctx| {
@@ -225,6 +262,21 @@ impl Room {
             }));
         }
     }
+
+    /// Presence facts from another node: announce users who appear or vanish cluster-wide.
+    fn apply_remote_presence(&mut self, node: &str, joined: &[String], left: &[String]) {
+        let appeared: Vec<&str> = joined
+            .iter()
+            .filter(|u| self.presence.remote_joined(node, u))
+            .map(String::as_str)
+            .collect();
+        let vanished: Vec<&str> = left
+            .iter()
+            .filter(|u| self.presence.remote_left(node, u))
+            .map(String::as_str)
+            .collect();
+        self.announce(&appeared, &vanished, None);
+    }
 }
 
 impl Actor for Room {
@@ -233,11 +285,28 @@ impl Actor for Room {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.state.metrics.rooms.inc();
         self.schedule_idle_stop(ctx);
+        let Some(bus) = self.bus().cloned() else {
+            return;
+        };
+        bus.do_send(Subscribe(self.name.clone()));
+        // `wait`: the first join's presence list already includes the other nodes' users.
+        let load = tokio::time::timeout(
+            PRESENCE_LOAD_LIMIT,
+            bus.send(LoadPresence(self.name.clone())),
+        );
+        ctx.wait(load.into_actor(self).map(|result, room, _| {
+            for (node, users) in result.ok().and_then(Result::ok).unwrap_or_default() {
+                room.apply_remote_presence(&node, &users, &[]);
+            }
+        }));
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.state.metrics.rooms.dec();
         self.registry.remove(&self.name, &ctx.address());
+        if let Some(bus) = self.bus() {
+            bus.do_send(Unsubscribe(self.name.clone()));
+        }
     }
 }
 
@@ -248,27 +317,29 @@ impl Handler<Join> for Room {
         if let Some(handle) = self.idle.take() {
             ctx.cancel_future(handle);
         }
-        let rejoin = self.members.contains_key(&join.conn);
-        self.members.insert(
-            join.conn,
-            Member {
-                addr: join.addr,
-                user: join.user.clone(),
-                outbound: join.outbound,
-            },
-        );
-        if !rejoin {
-            let count = self.present.entry(join.user.clone()).or_insert(0);
-            *count += 1;
-            if *count == 1 {
-                self.presence_changed(&[&join.user], &[], Some(join.conn));
+        let member = Member {
+            addr: join.addr,
+            user: join.user.clone(),
+            outbound: join.outbound,
+        };
+        if self.members.insert(join.conn, member).is_none() {
+            let change = self.presence.local_join(&join.user);
+            if change.node_changed
+                && let Some(bus) = self.bus()
+            {
+                bus.do_send(PresenceFact {
+                    room: self.name.clone(),
+                    user: join.user.clone(),
+                    joined: true,
+                });
+            }
+            if change.cluster_changed {
+                self.announce(&[&join.user], &[], Some(join.conn));
             }
         }
-        let mut presence: Vec<Arc<str>> = self.present.keys().cloned().collect();
-        presence.sort();
         MessageResult(JoinInfo {
             last_seq: self.delivered,
-            presence,
+            presence: self.presence.users(),
         })
     }
 }
@@ -294,8 +365,7 @@ impl Handler<Typing> for Room {
             user: &member.user,
         }
         .to_text();
-        let typing_conn = typing.conn;
-        self.push_to_others(Some(typing_conn), &text);
+        self.push_to_others(Some(typing.conn), &text);
     }
 }
 
@@ -304,5 +374,39 @@ impl Handler<Committed> for Room {
 
     fn handle(&mut self, committed: Committed, ctx: &mut Self::Context) {
         self.ingest(committed.0, ctx);
+    }
+}
+
+impl Handler<Remote> for Room {
+    type Result = ();
+
+    fn handle(&mut self, Remote(envelope): Remote, ctx: &mut Self::Context) {
+        match envelope.payload {
+            Payload::Messages { messages } => self.ingest(messages, ctx),
+            Payload::Presence { joined, left } => {
+                self.apply_remote_presence(&envelope.node, &joined, &left);
+            }
+        }
+    }
+}
+
+impl Handler<Tail> for Room {
+    type Result = ();
+
+    fn handle(&mut self, Tail(last_seq): Tail, ctx: &mut Self::Context) {
+        if last_seq > self.known {
+            self.known = last_seq;
+        }
+        self.schedule_catch_up(ctx, Duration::ZERO);
+    }
+}
+
+impl Handler<NodeGone> for Room {
+    type Result = ();
+
+    fn handle(&mut self, NodeGone(node): NodeGone, _: &mut Self::Context) {
+        let gone = self.presence.node_gone(&node);
+        let gone: Vec<&str> = gone.iter().map(|u| &**u).collect();
+        self.announce(&[], &gone, None);
     }
 }

