@@ -8,7 +8,7 @@ SERVICES := scripts/dev-services
 # Every recipe that talks to PostgreSQL or Redis loads their URLs from the dev services.
 WITH_SERVICES := eval "$$($(SERVICES) env)";
 
-.PHONY: help run test services stop-services migrate lint fmt bench deploy-check clean-test-dbs
+.PHONY: help run test services cluster stop-services migrate lint fmt bench deploy-check clean-test-dbs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -19,8 +19,8 @@ run: services $(DEV)/jwt-secret ## Start PostgreSQL + Redis, migrate, and serve 
 	target/release/bosar-chat migrate; \
 	exec target/release/bosar-chat serve
 
-test: services clean-test-dbs ## Start PostgreSQL + Redis and run every test
-	$(WITH_SERVICES) \
+test: services cluster clean-test-dbs ## Start PostgreSQL + Redis (and a Redis Cluster) and run every test
+	$(WITH_SERVICES) eval "$$($(SERVICES) cluster-env)"; \
 	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
@@ -38,7 +38,11 @@ services: ## Start the local PostgreSQL (pgvector) and Redis if they are not run
 	$(SERVICES) start
 
 stop-services: ## Stop the local PostgreSQL (and any Redis the script started)
+	$(SERVICES) cluster-stop
 	$(SERVICES) stop
+
+cluster: ## Start a local 3-node Redis Cluster (sharded pub/sub tests)
+	$(SERVICES) cluster-start
 
 migrate: services ## Apply pending migrations to the dev database
 	$(WITH_SERVICES) cargo run --quiet --bin bosar-chat -- migrate
@@ -53,3 +57,6 @@ deploy-check: ## Lint the Dockerfile, CloudFormation and scripts; run the deploy
 $(DEV)/jwt-secret:
 	mkdir -p $(DEV)
 	umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n' > $@
+
+bench: services ## Group-commit benchmark (committed messages/s and ack latency)
+	$(WITH_SERVICES) cargo bench --bench commit

@@ -27,6 +27,11 @@ pub struct Metrics {
     pub db_pool_waiting: IntGauge,
     /// 1 while this node's Redis link is up, 0 when down or disabled.
     pub redis_up: IntGauge,
+    /// Envelopes this node published, and other nodes' envelopes it received.
+    pub bus_published: IntCounter,
+    pub bus_received: IntCounter,
+    /// Messages rooms read from PostgreSQL to fill gaps or catch up.
+    pub catch_up_messages: IntCounter,
 }
 
 impl Metrics {
@@ -55,6 +60,15 @@ impl Metrics {
             )?,
             db_pool_waiting: IntGauge::new("db_pool_waiting", "Database pool: callers waiting")?,
             redis_up: IntGauge::new("redis_up", "1 while the Redis link is up")?,
+            bus_published: IntCounter::new("bus_published_total", "Envelopes published to Redis")?,
+            bus_received: IntCounter::new(
+                "bus_received_total",
+                "Envelopes from other nodes received from Redis",
+            )?,
+            catch_up_messages: IntCounter::new(
+                "catch_up_messages_total",
+                "Messages read from PostgreSQL to fill delivery gaps",
+            )?,
             registry,
         };
         let info = IntGaugeVec::new(
@@ -74,6 +88,9 @@ impl Metrics {
         r.register(Box::new(metrics.db_pool_available.clone()))?;
         r.register(Box::new(metrics.db_pool_waiting.clone()))?;
         r.register(Box::new(metrics.redis_up.clone()))?;
+        r.register(Box::new(metrics.bus_published.clone()))?;
+        r.register(Box::new(metrics.bus_received.clone()))?;
+        r.register(Box::new(metrics.catch_up_messages.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -205,6 +205,10 @@ impl Room {
             room.reading = false;
             match result {
                 Ok(messages) => {
+                    room.state
+                        .metrics
+                        .catch_up_messages
+                        .inc_by(messages.len() as u64);
                     room.ingest(messages, ctx);
                     // Still behind after a full read: go on at once.
                     room.schedule_catch_up(ctx, Duration::ZERO);

@@ -263,7 +263,10 @@ impl Bus {
             return;
         };
         match serde_json::from_slice::<Envelope>(&payload) {
-            Ok(envelope) => addr.do_send(Remote(envelope)),
+            Ok(envelope) => {
+                self.metrics.bus_received.inc();
+                addr.do_send(Remote(envelope));
+            }
             Err(e) => tracing::warn!(error = %e, %room, "unreadable envelope"),
         }
     }
@@ -436,6 +439,9 @@ impl Handler<Publish> for Bus {
         let fut = async move { conn.publish(&channel, &publish.envelope).await };
         ctx.spawn(fut.into_actor(self).map(|result, bus, _| {
             bus.publishing -= 1;
+            if result.is_ok() {
+                bus.metrics.bus_published.inc();
+            }
             if bus.publishing == 0 {
                 for waiter in bus.flushed.drain(..) {
                     let _ = waiter.send(());

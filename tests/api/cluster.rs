@@ -14,6 +14,14 @@ async fn three_nodes() -> Cluster {
     Cluster::start_with(3, Some(&env_url("REDIS_URL")), &FAST).await
 }
 
+/// A counter's value in a node's `/metrics`.
+async fn counter(node: &crate::helpers::TestNode, name: &str) -> f64 {
+    let (_, text) = node.get_text("/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
 /// Reads message frames of `room` until `count` arrived; returns their seqs.
 async fn collect(ws: &mut WsClient, room: &str, count: usize) -> Vec<i64> {
     let mut seqs = Vec::with_capacity(count);
@@ -52,6 +60,10 @@ async fn a_sender_on_one_node_reaches_receivers_on_the_others() {
     let expected: Vec<i64> = (1..=20).collect();
     assert_eq!(collect(&mut on_b, "general", 20).await, expected);
     assert_eq!(collect(&mut on_c, "general", 20).await, expected);
+    // They came through Redis, not from the catch-up sweep.
+    assert!(counter(a, "bosar_bus_published_total").await >= 1.0);
+    assert!(counter(b, "bosar_bus_received_total").await >= 1.0);
+    assert!(counter(c, "bosar_bus_received_total").await >= 1.0);
 }
 
 #[actix_web::test]
@@ -230,4 +242,68 @@ async fn a_redis_outage_loses_nothing_and_catches_up_within_two_seconds() {
         "caught up {:?} after Redis came back",
         restored.elapsed()
     );
+    assert!(
+        counter(b, "bosar_catch_up_messages_total").await >= 1.0,
+        "the outage was bridged from PostgreSQL"
+    );
+}
+
+#[actix_web::test]
+async fn sharded_pub_sub_on_a_redis_cluster_delivers_across_nodes() {
+    let seeds = env_url("REDIS_CLUSTER_URLS");
+    let mut settings = FAST.to_vec();
+    settings.push(("REDIS_SHARDED", "true"));
+    let cluster = Cluster::start_with(3, Some(&seeds), &settings).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    for node in [a, b, c] {
+        let (status, body) = node.get_json("/api/health").await;
+        assert_eq!(
+            (status, body["redis"].as_str()),
+            (200, Some("ok")),
+            "{body}"
+        );
+    }
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let carol = c.register("carol").await;
+    // Several rooms, so that their channels land on different shards.
+    let rooms = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    for room in rooms {
+        a.create_room(&alice, room, false).await;
+    }
+    let mut on_a = WsClient::connect(a, &alice).await;
+    let mut on_b = WsClient::connect(b, &bob).await;
+    let mut on_c = WsClient::connect(c, &carol).await;
+    for room in rooms {
+        on_a.join(room, None).await;
+        on_b.join(room, None).await;
+        on_c.join(room, None).await;
+    }
+    while let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), on_a.recv_json()).await {
+        assert_eq!(frame["type"], "presence", "{frame}");
+    }
+    for room in rooms {
+        for i in 0..5 {
+            on_a.send(json!({"type": "send", "room": room, "body": format!("{room} {i}")}))
+                .await;
+        }
+    }
+    for reader in [&mut on_b, &mut on_c] {
+        let mut seen: std::collections::HashMap<String, Vec<i64>> = Default::default();
+        while seen.values().map(Vec::len).sum::<usize>() < rooms.len() * 5 {
+            let frame = reader.recv_json().await;
+            if frame["type"] == "message" {
+                let room = frame["room"].as_str().unwrap().to_owned();
+                seen.entry(room)
+                    .or_default()
+                    .push(frame["seq"].as_i64().unwrap());
+            }
+        }
+        for room in rooms {
+            assert_eq!(seen[room], [1, 2, 3, 4, 5], "{room}");
+        }
+    }
+    // Through sharded pub/sub, not only the catch-up sweep.
+    assert!(counter(b, "bosar_bus_received_total").await >= 1.0);
+    assert!(counter(c, "bosar_bus_received_total").await >= 1.0);
 }

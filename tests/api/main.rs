@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod delivery;
 mod health;
+mod lifecycle;
 mod migrations;
 mod rooms;
 mod ws_protocol;

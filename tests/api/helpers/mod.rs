@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod node;
+pub mod process;
 pub mod proxy;
 pub mod ws;
 

@@ -104,6 +104,9 @@ pub struct Cluster {
     #[allow(dead_code)]
     pub db: TestDb,
     pub nodes: Vec<TestNode>,
+    /// The Redis key prefix the nodes share.
+    #[allow(dead_code)]
+    pub prefix: String,
 }
 
 impl Cluster {
@@ -125,7 +128,7 @@ impl Cluster {
             overrides.extend_from_slice(extra);
             nodes.push(spawn_node(node_env(&db, &node_id, &overrides)).await);
         }
-        Self { db, nodes }
+        Self { db, nodes, prefix }
     }
 }
 

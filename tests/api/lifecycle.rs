@@ -1,0 +1,191 @@
+//! Nodes as real processes: SIGTERM drains gracefully (503 at once, 1012 closes spread over the
+//! grace period, nothing acknowledged lost, exit 0); SIGKILL loses nothing acknowledged either,
+//! and the dead node's users leave presence once its heartbeat expires.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::process::NodeProcess;
+use crate::helpers::{Cluster, Event, WsClient, env_url};
+
+async fn connect(url: &str) -> WsClient {
+    let mut ws = WsClient::connect_url(url).await.expect("upgrade");
+    assert_eq!(ws.recv_json().await["type"], "welcome");
+    ws
+}
+
+async fn stored_ids(cluster: &Cluster) -> Vec<String> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let mut conn = cluster.db.connect().await;
+    let ids: Vec<uuid::Uuid> = bosar_chat::store::schema::messages::table
+        .select(bosar_chat::store::schema::messages::id)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    ids.into_iter().map(|id| id.to_string()).collect()
+}
+
+#[actix_web::test]
+async fn sigterm_drains_with_spread_1012_closes_and_exits_zero() {
+    let redis = env_url("REDIS_URL");
+    let cluster = Cluster::start_with(1, Some(&redis), &[]).await;
+    let helper = &cluster.nodes[0];
+    let alice = helper.register("alice").await;
+    helper.create_room(&alice, "general", false).await;
+    let node = NodeProcess::start(&[
+        ("DATABASE_URL", &cluster.db.url),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &cluster.prefix),
+        ("NODE_ID", "draining"),
+        ("SHUTDOWN_GRACE_SECS", "3"),
+    ])
+    .await;
+
+    let url = node.ws_url(&format!("/ws?token={alice}"));
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let mut ws = connect(&url).await;
+        ws.join("general", None).await;
+        clients.push(ws);
+    }
+    let mut sender = clients.pop().unwrap();
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        acked.push(
+            sender
+                .send_message("general", &format!("before {i}"), None)
+                .await["id"]
+                .clone(),
+        );
+    }
+
+    node.signal("TERM");
+    let signalled = Instant::now();
+    assert_eq!(
+        node.api_status().await,
+        Some(503),
+        "/api answers 503 at once"
+    );
+    assert_eq!(
+        WsClient::connect_url(&url).await.err(),
+        Some(503),
+        "no new upgrades"
+    );
+
+    // Still-open connections keep working until their turn; then 1012.
+    let sending = actix_rt::spawn(async move {
+        let mut acked = Vec::new();
+        for i in 0.. {
+            sender
+                .send(json!({"type": "send", "room": "general", "body": format!("during {i}")}))
+                .await;
+            loop {
+                match sender.recv().await {
+                    Event::Json(frame) if frame["type"] == "ack" => {
+                        acked.push(frame["id"].clone());
+                        break;
+                    }
+                    Event::Json(_) | Event::Binary => {}
+                    Event::Close(code) => return (acked, code),
+                }
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        unreachable!()
+    });
+    // Every socket is watched at once, so each close is timed when it happens.
+    let watching: Vec<_> = clients
+        .into_iter()
+        .map(|mut ws| {
+            actix_rt::spawn(async move {
+                let code = ws.recv_close().await;
+                (signalled.elapsed(), code)
+            })
+        })
+        .collect();
+    let mut closes = Vec::new();
+    for watch in watching {
+        closes.push(watch.await.unwrap());
+    }
+    let (during, code) = sending.await.unwrap();
+    closes.push((signalled.elapsed(), code));
+    assert!(
+        closes.iter().all(|(_, code)| *code == Some(1012)),
+        "{closes:?}"
+    );
+    let first = closes.iter().map(|(t, _)| *t).min().unwrap();
+    let last = closes.iter().map(|(t, _)| *t).max().unwrap();
+    assert!(
+        last - first >= Duration::from_millis(1500),
+        "closes spread over the grace period: {closes:?}"
+    );
+
+    let mut child = node.child;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit 0 after a clean drain: {status}");
+
+    let stored = stored_ids(&cluster).await;
+    for id in acked.iter().chain(&during) {
+        assert!(
+            stored.contains(&id.as_str().unwrap().to_owned()),
+            "acknowledged {id} was stored"
+        );
+    }
+    assert!(!during.is_empty(), "messages were accepted while draining");
+}
+
+#[actix_web::test]
+async fn sigkill_loses_nothing_acknowledged_and_its_users_leave_presence() {
+    let redis = env_url("REDIS_URL");
+    let cluster = Cluster::start_with(1, Some(&redis), &[("PRESENCE_TTL_SECS", "2")]).await;
+    let survivor = &cluster.nodes[0];
+    let alice = survivor.register("alice").await;
+    let bob = survivor.register("bob").await;
+    survivor.create_room(&alice, "general", false).await;
+    let doomed = NodeProcess::start(&[
+        ("DATABASE_URL", &cluster.db.url),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &cluster.prefix),
+        ("NODE_ID", "doomed"),
+        ("PRESENCE_TTL_SECS", "2"),
+    ])
+    .await;
+
+    let mut watcher = WsClient::connect(survivor, &bob).await;
+    watcher.join("general", None).await;
+    let mut on_doomed = connect(&doomed.ws_url(&format!("/ws?token={alice}"))).await;
+    let joined = on_doomed.join("general", None).await;
+    assert_eq!(joined["presence"], json!(["alice", "bob"]));
+    assert_eq!(
+        watcher.recv_type("presence").await["joined"],
+        json!(["alice"])
+    );
+
+    let mut last_acked = 0;
+    for i in 0..20 {
+        last_acked = on_doomed
+            .send_message("general", &format!("m{i}"), None)
+            .await["seq"]
+            .as_i64()
+            .unwrap();
+    }
+    doomed.signal("KILL");
+    let killed = Instant::now();
+
+    // The dead node's user leaves presence once its heartbeat expires (well within 30 s).
+    let left = watcher.recv_type_any(&["presence"]).await;
+    assert_eq!(left["left"], json!(["alice"]), "{left}");
+    assert!(killed.elapsed() < Duration::from_secs(30));
+
+    // Alice reconnects to the survivor and rejoins with since: everything acknowledged is there.
+    let mut again = WsClient::connect(survivor, &alice).await;
+    let joined = again.join("general", Some(0)).await;
+    assert_eq!(joined["last_seq"], last_acked);
+    let seqs = again.messages_until("general", last_acked).await;
+    assert_eq!(seqs, (1..=last_acked).collect::<Vec<_>>());
+}
