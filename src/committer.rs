@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ use crate::actors::messages::Committed;
 use crate::actors::room::Room;
 use crate::bus::actor::{Bus, Publish};
 use crate::bus::envelope::Envelope;
+use crate::config::DatabaseConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Message;
 use crate::protocol::message::now_millis;
@@ -76,7 +77,7 @@ impl Committer {
     /// Starts the lanes on the current actix runtime; each holds its own connection. With a
     /// bus, every committed batch is also published to the other nodes.
     pub fn start(
-        database_url: &str,
+        database: &DatabaseConfig,
         metrics: &Metrics,
         node: &str,
         bus: Option<Addr<Bus>>,
@@ -86,7 +87,7 @@ impl Committer {
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let lane = Lane {
-                    database_url: database_url.to_owned(),
+                    database: database.clone(),
                     conn: None,
                     metrics: metrics.clone(),
                     node: node.to_owned(),
@@ -136,7 +137,7 @@ async fn run_lane(mut rx: mpsc::Receiver<Pending>, mut lane: Lane) {
 }
 
 struct Lane {
-    database_url: String,
+    database: DatabaseConfig,
     conn: Option<AsyncPgConnection>,
     metrics: Metrics,
     node: String,
@@ -270,7 +271,7 @@ impl Lane {
         if self.conn.is_none() {
             let conn = tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                AsyncPgConnection::establish(&self.database_url),
+                crate::store::connect::establish(&self.database),
             )
             .await
             .map_err(|_| StoreError::Unavailable("connect timed out".into()))?

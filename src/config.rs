@@ -76,6 +76,9 @@ pub struct DatabaseConfig {
     pub url: String,
     /// `DATABASE_POOL_SIZE` (default 16): deadpool size.
     pub pool_size: usize,
+    /// `DATABASE_CA_FILE` (optional): extra PEM roots trusted for `sslmode=verify-ca` and
+    /// `verify-full` (for RDS, Amazon's RDS CA bundle).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -210,6 +213,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(&self.url))
             .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -340,11 +344,34 @@ impl DatabaseConfig {
                 "expected a postgres:// URL",
             ));
         }
+        if let Err(reason) = crate::store::connect::split_ssl_mode(&url) {
+            return Err(invalid("DATABASE_URL", redact_url(&url), &reason));
+        }
+        let ca_file = r.raw("DATABASE_CA_FILE").map(std::path::PathBuf::from);
+        if let Some(path) = &ca_file
+            && !path.is_file()
+        {
+            return Err(invalid(
+                "DATABASE_CA_FILE",
+                path.display().to_string(),
+                "no such file",
+            ));
+        }
         let pool_size = r.positive("DATABASE_POOL_SIZE", 16)?;
         Ok(Self {
             url,
             pool_size: usize::try_from(pool_size).unwrap_or(16),
+            ca_file,
         })
+    }
+
+    /// A plain configuration for `url` (tools and tests).
+    pub fn for_url(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            pool_size: 4,
+            ca_file: None,
+        }
     }
 }
 

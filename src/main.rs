@@ -8,6 +8,7 @@ use bosar_chat::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    bosar_chat::store::connect::install_crypto_provider();
     let result = actix_rt::System::new().block_on(cli::run(cli));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,8 +27,9 @@ impl Application {
     /// listener. The server runs once [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let started = Instant::now();
+        crate::store::connect::install_crypto_provider();
         if config.run_migrations {
-            let applied = migrate::run_pending(&config.database.url).await?;
+            let applied = migrate::run_pending(&config.database).await?;
             for version in &applied {
                 tracing::info!(version, "migration applied");
             }

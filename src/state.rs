@@ -56,8 +56,7 @@ impl AppState {
             )
             .start()
         });
-        let committer =
-            Committer::start(&config.database.url, &metrics, &config.node_id, bus.clone());
+        let committer = Committer::start(&config.database, &metrics, &config.node_id, bus.clone());
         Self {
             config,
             pool,

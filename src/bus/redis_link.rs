@@ -21,8 +21,9 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// Boxed: both clients are large and only one is ever built.
 enum Target {
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     Cluster(Box<ClusterClient>),
 }
 
@@ -51,7 +52,7 @@ impl RedisLink {
                 urls.len() == 1,
                 "REDIS_URL lists several servers; set REDIS_SHARDED=true for a Redis Cluster"
             );
-            Target::Single(redis::Client::open(urls[0]).context("REDIS_URL")?)
+            Target::Single(Box::new(redis::Client::open(urls[0]).context("REDIS_URL")?))
         };
         Ok(Some(Self {
             target,
@@ -70,7 +71,8 @@ impl RedisLink {
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_number_of_retries(1);
-                Conn::Single(ConnectionManager::new_with_config(client.clone(), config).await?)
+                let client = (**client).clone();
+                Conn::Single(ConnectionManager::new_with_config(client, config).await?)
             }
             Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
         };

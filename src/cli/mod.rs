@@ -66,7 +66,7 @@ async fn serve() -> anyhow::Result<()> {
 async fn run_migrations() -> anyhow::Result<()> {
     let database = config::DatabaseConfig::from_source(&ProcessEnv)?;
     telemetry::init(&config::LogConfig::from_source(&ProcessEnv)?);
-    let applied = migrate::run_pending(&database.url).await?;
+    let applied = migrate::run_pending(&database).await?;
     if applied.is_empty() {
         println!("no pending migrations");
     }

@@ -2,9 +2,10 @@
 //! migration harness over diesel-async's `AsyncConnectionWrapper`.
 
 use anyhow::Context;
-use diesel::Connection;
 use diesel::RunQueryDsl as _;
 use diesel_async::AsyncPgConnection;
+
+use crate::config::DatabaseConfig;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -12,10 +13,12 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Applies every pending migration and returns the versions applied, oldest first. Safe to run
 /// concurrently from several nodes: a session advisory lock serialises them.
-pub async fn run_pending(database_url: &str) -> anyhow::Result<Vec<String>> {
-    let url = database_url.to_owned();
+pub async fn run_pending(database: &DatabaseConfig) -> anyhow::Result<Vec<String>> {
+    let conn = super::connect::establish(database)
+        .await
+        .context("connecting to the database to migrate")?;
     // The harness is synchronous; it blocks on its own calls, so it runs off the async threads.
-    tokio::task::spawn_blocking(move || apply(&url))
+    tokio::task::spawn_blocking(move || apply(conn))
         .await
         .context("migration task panicked")?
 }
@@ -23,9 +26,8 @@ pub async fn run_pending(database_url: &str) -> anyhow::Result<Vec<String>> {
 /// An arbitrary, fixed key for `pg_advisory_lock` shared by every node of the service.
 const MIGRATION_LOCK_KEY: i64 = 0x626f_7361_725f_6d69;
 
-fn apply(url: &str) -> anyhow::Result<Vec<String>> {
-    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
-        .context("connecting to the database to migrate")?;
+fn apply(conn: AsyncPgConnection) -> anyhow::Result<Vec<String>> {
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(&mut conn)
         .context("taking the migration lock")?;

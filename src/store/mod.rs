@@ -2,6 +2,7 @@
 //! message history (with group commit), migrations and the schema.
 
 pub mod commit;
+pub mod connect;
 pub mod error;
 pub mod history;
 pub mod migrate;

@@ -11,4 +11,5 @@ mod health;
 mod lifecycle;
 mod migrations;
 mod rooms;
+mod tls;
 mod ws_protocol;

@@ -6,6 +6,7 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::MigrationHarness;
 
+use bosar_chat::config::DatabaseConfig;
 use bosar_chat::store::migrate::{self, MIGRATIONS};
 
 use crate::helpers::TestDb;
@@ -26,14 +27,18 @@ async fn names(db: &TestDb, sql: &str) -> Vec<String> {
 async fn applying_twice_is_a_no_op() {
     let db = TestDb::create_empty().await;
 
-    let first = migrate::run_pending(&db.url).await.expect("first run");
+    let first = migrate::run_pending(&DatabaseConfig::for_url(&db.url))
+        .await
+        .expect("first run");
     assert_eq!(first.len(), 4, "{first:?}");
     assert!(
         first[0].contains("enable_vector") || first[0].starts_with("2026"),
         "{first:?}"
     );
 
-    let second = migrate::run_pending(&db.url).await.expect("second run");
+    let second = migrate::run_pending(&DatabaseConfig::for_url(&db.url))
+        .await
+        .expect("second run");
     assert!(second.is_empty(), "second run applied {second:?}");
 }
 

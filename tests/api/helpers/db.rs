@@ -162,9 +162,11 @@ async fn ensure_template(admin_url: String) -> String {
                 .await
                 .expect(&sql);
         }
-        bosar_chat::store::migrate::run_pending(&database_url(&admin_url, &building))
-            .await
-            .expect("migrate the template");
+        bosar_chat::store::migrate::run_pending(&bosar_chat::config::DatabaseConfig::for_url(
+            &database_url(&admin_url, &building),
+        ))
+        .await
+        .expect("migrate the template");
         let sql = format!("ALTER DATABASE {building} RENAME TO {name}");
         diesel::sql_query(&sql)
             .execute(&mut conn)

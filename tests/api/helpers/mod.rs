@@ -5,6 +5,7 @@ pub mod db;
 pub mod node;
 pub mod process;
 pub mod proxy;
+pub mod tls_proxy;
 pub mod ws;
 
 #[allow(unused_imports)]
