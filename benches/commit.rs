@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome)>> {
-    migrate::run_pending(url).await?;
+    migrate::run_pending(&bosar_chat::config::DatabaseConfig::for_url(url)).await?;
     let env: std::collections::HashMap<String, String> = [
         ("DATABASE_URL", url),
         ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-0"),

@@ -27,6 +27,22 @@ fn to_message(room: &Arc<str>, (id, seq, user, body, client_msg_id, ts): Row) ->
     }
 }
 
+/// The room's messages with their authors' names, in the shape [`to_message`] reads.
+#[diesel::dsl::auto_type]
+fn with_authors(room_id: i64) -> _ {
+    messages::table
+        .inner_join(users::table)
+        .filter(messages::room_id.eq(room_id))
+        .select((
+            messages::id,
+            messages::seq,
+            users::username,
+            messages::body,
+            messages::client_msg_id,
+            messages::created_at,
+        ))
+}
+
 /// Up to `limit` messages with `after < seq < before`, ascending. With only `before` (or
 /// neither) the page ends at the newest matching message; with `after` it starts right after it.
 pub async fn page(
@@ -38,19 +54,7 @@ pub async fn page(
     limit: i64,
 ) -> StoreResult<Vec<Message>> {
     let mut conn = pool.get().await?;
-    let mut query = messages::table
-        .inner_join(users::table)
-        .filter(messages::room_id.eq(room_id))
-        .select((
-            messages::id,
-            messages::seq,
-            users::username,
-            messages::body,
-            messages::client_msg_id,
-            messages::created_at,
-        ))
-        .limit(limit)
-        .into_boxed();
+    let mut query = with_authors(room_id).limit(limit).into_boxed();
     if let Some(before) = before {
         query = query.filter(messages::seq.lt(before));
     }
@@ -79,20 +83,10 @@ pub async fn range(
     to: i64,
 ) -> StoreResult<Vec<Message>> {
     let mut conn = pool.get().await?;
-    let rows: Vec<Row> = messages::table
-        .inner_join(users::table)
-        .filter(messages::room_id.eq(room_id))
+    let rows: Vec<Row> = with_authors(room_id)
         .filter(messages::seq.gt(from))
         .filter(messages::seq.le(to))
         .order(messages::seq.asc())
-        .select((
-            messages::id,
-            messages::seq,
-            users::username,
-            messages::body,
-            messages::client_msg_id,
-            messages::created_at,
-        ))
         .load(&mut conn)
         .await
         .map_err(StoreError::from)?;

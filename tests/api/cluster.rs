@@ -44,12 +44,9 @@ async fn a_sender_on_one_node_reaches_receivers_on_the_others() {
     let carol = c.register("carol").await;
     a.create_room(&alice, "general", false).await;
 
-    let mut on_b = WsClient::connect(b, &bob).await;
-    on_b.join("general", None).await;
-    let mut on_c = WsClient::connect(c, &carol).await;
-    on_c.join("general", None).await;
-    let mut on_a = WsClient::connect(a, &alice).await;
-    on_a.join("general", None).await;
+    let mut on_b = WsClient::joined(b, &bob, "general").await;
+    let mut on_c = WsClient::joined(c, &carol, "general").await;
+    let mut on_a = WsClient::joined(a, &alice, "general").await;
 
     for i in 1..=20 {
         let ack = on_a
@@ -77,8 +74,7 @@ async fn senders_on_every_node_produce_one_gapless_order_for_everyone() {
     for (i, node) in cluster.nodes.iter().enumerate() {
         for j in 0..2 {
             let token = node.register(&format!("user{i}{j}")).await;
-            let mut ws = WsClient::connect(node, &token).await;
-            ws.join("busy", None).await;
+            let ws = WsClient::joined(node, &token, "busy").await;
             clients.push(ws);
         }
     }
@@ -129,10 +125,8 @@ async fn leaving_one_node_and_rejoining_another_with_since_misses_nothing() {
     let bob = b.register("bob").await;
     a.create_room(&alice, "general", false).await;
 
-    let mut sender = WsClient::connect(b, &bob).await;
-    sender.join("general", None).await;
-    let mut reader = WsClient::connect(a, &alice).await;
-    reader.join("general", None).await;
+    let mut sender = WsClient::joined(b, &bob, "general").await;
+    let mut reader = WsClient::joined(a, &alice, "general").await;
     for i in 0..10 {
         sender
             .send_message("general", &format!("before {i}"), None)
@@ -168,8 +162,7 @@ async fn presence_spans_the_cluster() {
     let bob = b.register("bob").await;
     a.create_room(&alice, "general", false).await;
 
-    let mut on_a = WsClient::connect(a, &alice).await;
-    on_a.join("general", None).await;
+    let mut on_a = WsClient::joined(a, &alice, "general").await;
     let mut on_b = WsClient::connect(b, &bob).await;
     let joined = on_b.join("general", None).await;
     assert_eq!(joined["presence"], json!(["alice", "bob"]), "{joined}");
@@ -196,10 +189,8 @@ async fn a_redis_outage_loses_nothing_and_catches_up_within_two_seconds() {
     let alice = a.register("alice").await;
     let bob = b.register("bob").await;
     a.create_room(&alice, "general", false).await;
-    let mut sender = WsClient::connect(a, &alice).await;
-    sender.join("general", None).await;
-    let mut reader = WsClient::connect(b, &bob).await;
-    reader.join("general", None).await;
+    let mut sender = WsClient::joined(a, &alice, "general").await;
+    let mut reader = WsClient::joined(b, &bob, "general").await;
 
     let mut sent = 0;
     for _ in 0..10 {

@@ -34,8 +34,7 @@ async fn twenty_senders_of_a_hundred_each_every_receiver_sees_1_to_2000_in_order
     let mut clients = Vec::new();
     for i in 0..20 {
         let token = node.register(&format!("user{i:02}")).await;
-        let mut ws = WsClient::connect(&node, &token).await;
-        ws.join("busy", None).await;
+        let ws = WsClient::joined(&node, &token, "busy").await;
         clients.push(ws);
     }
     let tasks: Vec<_> = clients
@@ -75,8 +74,7 @@ async fn rejoin_with_since_replays_exactly_the_missed_messages_then_live_ones() 
     node.create_room(&alice, "general", false).await;
 
     // Alice keeps sending the whole time.
-    let mut sender = WsClient::connect(&node, &alice).await;
-    sender.join("general", None).await;
+    let mut sender = WsClient::joined(&node, &alice, "general").await;
     let total = 400;
     let sending = actix_rt::spawn(async move {
         for n in 0..total {
@@ -136,12 +134,9 @@ async fn a_slow_reader_is_closed_with_4008_while_the_room_keeps_flowing() {
     let carol = node.register("carol").await;
     node.create_room(&alice, "firehose", false).await;
 
-    let mut slow = WsClient::connect(&node, &carol).await;
-    slow.join("firehose", None).await;
-    let mut reader = WsClient::connect(&node, &bob).await;
-    reader.join("firehose", None).await;
-    let mut sender = WsClient::connect(&node, &alice).await;
-    sender.join("firehose", None).await;
+    let mut slow = WsClient::joined(&node, &carol, "firehose").await;
+    let mut reader = WsClient::joined(&node, &bob, "firehose").await;
+    let mut sender = WsClient::joined(&node, &alice, "firehose").await;
 
     let body = "x".repeat(4000);
     // More than the slow reader's socket buffers and budget can hold, at a pace a reader that
@@ -186,8 +181,7 @@ async fn sends_while_the_database_is_down_are_unavailable_and_retries_store_once
     let node = spawn_node(node_env(&db, "node-0", &[("DATABASE_URL", &url)])).await;
     let alice = node.register("alice").await;
     node.create_room(&alice, "general", false).await;
-    let mut ws = WsClient::connect(&node, &alice).await;
-    ws.join("general", None).await;
+    let mut ws = WsClient::joined(&node, &alice, "general").await;
     assert_eq!(
         ws.send_message("general", "before", Some("c-0")).await["seq"],
         1

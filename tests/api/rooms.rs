@@ -52,30 +52,9 @@ async fn rooms_are_created_once_and_listed_by_visibility() {
     );
 
     // Only the owner adds members; then the room is visible to the member.
-    let (status, _) = node
-        .post_json(
-            "/api/rooms/secret/members",
-            Some(&bob),
-            json!({"username": "bob"}),
-        )
-        .await;
-    assert_eq!(status, 403);
-    let (status, _) = node
-        .post_json(
-            "/api/rooms/secret/members",
-            Some(&alice),
-            json!({"username": "nobody"}),
-        )
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = node
-        .post_json(
-            "/api/rooms/secret/members",
-            Some(&alice),
-            json!({"username": "bob"}),
-        )
-        .await;
-    assert_eq!(status, 204);
+    assert_eq!(node.add_member(&bob, "secret", "bob").await, 403);
+    assert_eq!(node.add_member(&alice, "secret", "nobody").await, 404);
+    assert_eq!(node.add_member(&alice, "secret", "bob").await, 204);
     assert_eq!(
         names(node.get_authed("/api/rooms", &bob).await.1),
         ["general", "secret"]

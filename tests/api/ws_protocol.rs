@@ -211,14 +211,7 @@ async fn room_errors_not_found_forbidden_not_joined_too_large() {
     expect_error(ws.recv_json().await, "bad_request", "h");
 
     // A member of the private room may join it.
-    let (status, _) = node
-        .post_json(
-            "/api/rooms/secret/members",
-            Some(&alice),
-            json!({"username": "bob"}),
-        )
-        .await;
-    assert_eq!(status, 204);
+    assert_eq!(node.add_member(&alice, "secret", "bob").await, 204);
     let joined = ws.join("secret", None).await;
     assert_eq!(joined["room"], "secret");
 }

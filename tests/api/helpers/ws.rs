@@ -36,6 +36,13 @@ impl WsClient {
         client
     }
 
+    /// Connects and joins `room` (live messages only).
+    pub async fn joined(node: &TestNode, token: &str, room: &str) -> Self {
+        let mut client = Self::connect(node, token).await;
+        client.join(room, None).await;
+        client
+    }
+
     /// Upgrades without reading anything; the HTTP status on refusal.
     pub async fn connect_url(url: &str) -> Result<Self, u16> {
         Self::connect_with(awc::Client::new().ws(url)).await
@@ -241,6 +248,14 @@ impl TestNode {
             .await;
         assert_eq!(status, 201, "{body}");
         body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Adds `username` to `room` as the holder of `token`; the HTTP status.
+    pub async fn add_member(&self, token: &str, room: &str, username: &str) -> u16 {
+        let path = format!("/api/rooms/{room}/members");
+        self.post_json(&path, Some(token), json!({ "username": username }))
+            .await
+            .0
     }
 
     /// Creates a room as the owner of `token`.
