@@ -118,6 +118,12 @@ pub struct Common {
     #[arg(long)]
     pub max_errors: Option<u64>,
 
+    /// The process id of the node at the same position in `--url`, when it runs on this
+    /// machine: memory and CPU are then read from /proc (CPU in clock ticks) instead of
+    /// /metrics, whose CPU counter counts whole seconds only.
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+
     /// No progress bar (it is hidden anyway when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,

@@ -51,6 +51,39 @@ pub async fn sample(api: &Api, at_secs: f64) -> Option<Sample> {
     }
 }
 
+/// Resident memory (bytes) and CPU (seconds, user + system, all threads) of a local process,
+/// from /proc: finer than the whole seconds of `process_cpu_seconds_total`.
+pub fn proc_reading(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((rss_kib * 1024.0, ticks / clock_ticks_per_second()))
+}
+
+/// `getconf CLK_TCK`, read once; 100 (Linux's usual value) when it cannot be read.
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
 /// Memory and CPU per connection of one node between two readings: `base` before the
 /// connections opened, `loaded` once they were open, `end` after holding them.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -103,6 +136,12 @@ bosar_node_info{node=\"a\",version=\"0.1.0\"} 1
         assert_eq!(s.resident_bytes, 104_857_600.0);
         assert!(s.messages_in.is_nan());
         assert_eq!(value(TEXT, "bosar_node_info"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_read_from_proc() {
+        let (rss, cpu) = proc_reading(std::process::id()).expect("/proc of this process");
+        assert!(rss > 0.0 && cpu >= 0.0);
     }
 
     #[test]

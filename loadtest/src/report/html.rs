@@ -294,7 +294,7 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
 
 /// A round axis maximum at or above `v`: 1, 2 or 5 times a power of ten.
 fn nice(v: f64) -> f64 {
-    if !(v > 0.0) {
+    if v.is_nan() || v <= 0.0 {
         return 1.0;
     }
     let power = 10f64.powf(v.log10().floor());

@@ -170,13 +170,13 @@ async fn hold(
     mut stop: watch::Receiver<bool>,
     ready: mpsc::UnboundedSender<bool>,
 ) {
-    if let Some(room) = room {
-        if let Err(e) = client::join(&mut ws, &room, None, |_| {}).await {
-            stats.error(format!("join: {e}"));
-            stats.disconnected();
-            let _ = ready.send(false);
-            return;
-        }
+    if let Some(room) = room
+        && let Err(e) = client::join(&mut ws, &room, None, |_| {}).await
+    {
+        stats.error(format!("join: {e}"));
+        stats.disconnected();
+        let _ = ready.send(false);
+        return;
     }
     let _ = ready.send(true);
     loop {

@@ -50,8 +50,15 @@ impl Run {
     pub async fn sample_nodes(&self) -> Vec<Option<Sample>> {
         let at = self.started.elapsed().as_secs_f64();
         let mut samples = Vec::with_capacity(self.apis.len());
-        for api in &self.apis {
-            samples.push(metrics::sample(api, at).await);
+        for (i, api) in self.apis.iter().enumerate() {
+            let mut sample = metrics::sample(api, at).await;
+            if let (Some(s), Some(&pid)) = (sample.as_mut(), self.common.server_pids.get(i))
+                && let Some((rss, cpu)) = metrics::proc_reading(pid)
+            {
+                s.resident_bytes = rss;
+                s.cpu_seconds = cpu;
+            }
+            samples.push(sample);
         }
         samples
     }
