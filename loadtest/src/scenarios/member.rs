@@ -23,6 +23,8 @@ use crate::verify::{Observation, SeqTracker, Tally};
 const WINDOW: usize = 8;
 /// Reconnect attempts after a drop before the member gives up.
 const RECONNECT_ATTEMPTS: u32 = 40;
+/// Attempts at the first join when the server answers `unavailable`.
+const JOIN_ATTEMPTS: u32 = 5;
 /// Anomalies each member keeps as examples for the report.
 const EXAMPLES: usize = 3;
 
@@ -101,13 +103,21 @@ struct Member {
 
 /// Runs one member to the end of the run.
 pub async fn run(plan: Plan, shared: Shared) -> Outcome {
-    let first = connect_and_join(&plan, &shared, plan.node, None).await;
-    let (ws, start) = match first {
-        Ok(joined) => joined,
-        Err(code) => {
-            shared.stats.error(code);
-            let _ = shared.ready.send(false);
-            return Outcome::default();
+    // A join answered `unavailable` (the server is busy) is retried, as a client should.
+    let mut attempts = 0;
+    let (ws, start) = loop {
+        attempts += 1;
+        match connect_and_join(&plan, &shared, plan.node, None).await {
+            Ok(joined) => break joined,
+            Err(code) => {
+                let retry = code.ends_with("unavailable") && attempts < JOIN_ATTEMPTS;
+                shared.stats.error(code);
+                if !retry {
+                    let _ = shared.ready.send(false);
+                    return Outcome::default();
+                }
+                sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+            }
         }
     };
     let _ = shared.ready.send(true);
