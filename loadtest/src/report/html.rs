@@ -38,7 +38,7 @@ pub fn render(report: &Report) -> String {
          body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;margin:8px 0 16px}}\
          td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} th{{background:#f4f4f4}}\
          td:first-child,th:first-child{{text-align:left}} .pass{{color:#2a7d2a}} .fail{{color:#b22}}\
-         pre{{background:#f7f7f7;padding:8px;white-space:pre-wrap}}</style></head><body><h1>{t}</h1>",
+         pre{{background:#f7f7f7;padding:8px;white-space:pre-wrap}} code{{word-break:break-all}}</style></head><body><h1>{t}</h1>",
         t = escape(&title)
     );
     let verdict = if report.passed {
@@ -292,13 +292,13 @@ pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
     svg
 }
 
-/// A round axis maximum at or above `v`: 1, 2 or 5 times a power of ten.
+/// A round axis maximum at or above `v`: 1, 1.5, 2, 3, 4, 5, 6 or 8 times a power of ten.
 fn nice(v: f64) -> f64 {
     if v.is_nan() || v <= 0.0 {
         return 1.0;
     }
     let power = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
         .into_iter()
         .map(|m| m * power)
         .find(|&c| c >= v)
@@ -343,8 +343,8 @@ mod tests {
         assert!(svg.contains("a &lt;b&gt;"));
         assert!(svg.contains("<polyline"));
         assert!(!svg.contains("NaN"));
-        assert_eq!(nice(3.2), 5.0);
+        assert_eq!(nice(3.2), 4.0);
         assert_eq!(nice(0.0), 1.0);
-        assert_eq!(nice(120.0), 200.0);
+        assert_eq!(nice(120.0), 150.0);
     }
 }
