@@ -9,6 +9,7 @@ use actix::{Actor, Addr};
 use crate::actors::connection::Connections;
 use crate::actors::registry::RoomRegistry;
 use crate::auth::JwtKeys;
+use crate::auth::hasher::Hasher;
 use crate::bus::RedisLink;
 use crate::bus::actor::Bus;
 use crate::committer::Committer;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub redis: Option<Arc<RedisLink>>,
     pub metrics: Metrics,
     pub jwt: JwtKeys,
+    /// Argon2 runs here, off the async threads, a few at a time.
+    pub hasher: Hasher,
     pub committer: Committer,
     pub registry: Arc<RoomRegistry>,
     /// The node's bridge to Redis; `None` in single-node mode.
@@ -63,6 +66,7 @@ impl AppState {
             redis,
             metrics,
             jwt,
+            hasher: Hasher::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             committer,
             registry,
             bus,

@@ -11,8 +11,8 @@ use super::room::Room;
 use crate::state::AppState;
 use crate::store::rooms::RoomAccess;
 
-/// A room actor and the id of its room.
-type Entry = (i64, Addr<Room>);
+/// A room actor and what the database said of its room when it started.
+type Entry = (RoomAccess, Addr<Room>);
 
 #[derive(Default)]
 pub struct RoomRegistry {
@@ -33,6 +33,8 @@ impl RoomRegistry {
         {
             return addr.clone();
         }
+        let mut access = *access;
+        access.allowed = !access.private; // per-user; only public rooms may be answered from here
         let addr = Room::new(
             name.clone(),
             access.room_id,
@@ -41,8 +43,18 @@ impl RoomRegistry {
             Arc::clone(self),
         )
         .start();
-        rooms.insert(name.clone(), (access.room_id, addr.clone()));
+        rooms.insert(name.clone(), (access, addr.clone()));
         addr
+    }
+
+    /// The access record of a live *public* room: every user may join it, so a join needs no
+    /// database round trip. Private rooms are checked against their members every time.
+    pub fn public_access(&self, name: &str) -> Option<RoomAccess> {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms
+            .get(name)
+            .filter(|(access, addr)| !access.private && addr.connected())
+            .map(|(access, _)| *access)
     }
 
     /// The live room actor for `name`, if this node has one.
@@ -60,8 +72,11 @@ impl RoomRegistry {
     }
 
     /// Every room actor alive on this node, with its room id.
-    pub fn all(&self) -> Vec<Entry> {
+    pub fn all(&self) -> Vec<(i64, Addr<Room>)> {
         let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        rooms.values().cloned().collect()
+        rooms
+            .values()
+            .map(|(access, addr)| (access.room_id, addr.clone()))
+            .collect()
     }
 }

@@ -1,4 +1,4 @@
-//! `POST /api/auth/register` and `POST /api/auth/login`. Argon2 runs on the blocking pool; a
+//! `POST /api/auth/register` and `POST /api/auth/login`. Argon2 runs on the hashing pool; a
 //! login for an unknown user verifies against a decoy hash so both failures look the same.
 
 use actix_web::{HttpResponse, web};
@@ -41,12 +41,16 @@ fn session<'a>(state: &AppState, id: Uuid, username: &'a str) -> Result<Session<
     })
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs password work on the node's hashing pool; a saturated pool answers 429.
+async fn hashing<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    web::block(f)
+    state
+        .hasher
+        .run(f)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+        .map_err(|busy| ApiError::RateLimited(busy.to_string()))
 }
 
 pub async fn register(
@@ -64,7 +68,7 @@ pub async fn register(
             "password must be 8 to 128 characters".into(),
         ));
     }
-    let hash = blocking(move || password::hash(&password))
+    let hash = hashing(&state, move || password::hash(&password))
         .await?
         .map_err(ApiError::Internal)?;
     let user = match users::create(&state.pool, &username, Some(&hash)).await {
@@ -87,7 +91,7 @@ pub async fn login(
         None
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let matches = blocking(move || match stored {
+    let matches = hashing(&state, move || match stored {
         Some(hash) => password::verify(&password, &hash),
         None => {
             password::verify(&password, password::decoy_hash());

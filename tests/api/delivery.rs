@@ -214,3 +214,21 @@ async fn sends_while_the_database_is_down_are_unavailable_and_retries_store_once
     assert_eq!(ws.recv_type("message").await["seq"], 2);
     assert_eq!(row_count(&db).await, 2);
 }
+
+#[actix_web::test]
+async fn joining_a_live_public_room_needs_no_database() {
+    let db = TestDb::create().await;
+    let proxy = ChaosProxy::start(host_port(&db.url)).await;
+    let url = with_host_port(&db.url, &proxy.address.to_string());
+    let node = spawn_node(node_env(&db, "node-0", &[("DATABASE_URL", &url)])).await;
+    let alice = node.register("alice").await;
+    let bob = node.register("bob").await;
+    node.create_room(&alice, "general", false).await;
+    let _first = WsClient::joined(&node, &alice, "general").await;
+
+    // A crowd arriving at a busy room costs the database nothing, even while it is away.
+    proxy.cut();
+    let mut late = WsClient::connect(&node, &bob).await;
+    let joined = late.join("general", None).await;
+    assert_eq!(joined["presence"], json!(["alice", "bob"]));
+}

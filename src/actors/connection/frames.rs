@@ -209,7 +209,10 @@ impl Connection {
         let name: Arc<str> = Arc::from(room);
         let (conn, addr, outbound) = (self.id, ctx.address(), self.outbound.clone());
         let join = async move {
-            let access = checked_access(&state, &name, session.user_id).await?;
+            let access = match state.registry.public_access(&name) {
+                Some(access) => access,
+                None => checked_access(&state, &name, session.user_id).await?,
+            };
             let registry = state.registry.clone();
             // A room that stopped between lookup and join is started again, once.
             for _ in 0..2 {
