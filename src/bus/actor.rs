@@ -380,26 +380,39 @@ pub struct LoadPresence(pub Arc<str>);
 #[rtype(result = "()")]
 pub struct Flush;
 
+impl Bus {
+    /// Subscribes or unsubscribes a room's channel, once Redis is there (on reconnect every
+    /// room in `rooms` is subscribed again).
+    fn set_subscribed(&mut self, room: Arc<str>, subscribed: bool, ctx: &mut Context<Self>) {
+        let changed = if subscribed {
+            self.rooms.insert(room.clone())
+        } else {
+            self.rooms.remove(&room)
+        };
+        let Some(mut conn) = self.conn.clone().filter(|_| changed) else {
+            return;
+        };
+        let channels = self.channels([room]);
+        let fut = async move {
+            if subscribed {
+                conn.subscribe(&channels).await
+            } else {
+                conn.unsubscribe(&channels).await
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|result, bus, _| {
+            if let Err(e) = result {
+                bus.on_error(&e);
+            }
+        }));
+    }
+}
+
 impl Handler<Subscribe> for Bus {
     type Result = ();
 
     fn handle(&mut self, Subscribe(room): Subscribe, ctx: &mut Self::Context) {
-        if !self.rooms.insert(room.clone()) {
-            return;
-        }
-        let Some(mut conn) = self.conn.clone() else {
-            return;
-        };
-        let channels = self.channels([room]);
-        ctx.spawn(
-            async move { conn.subscribe(&channels).await }
-                .into_actor(self)
-                .map(|result, bus, _| {
-                    if let Err(e) = result {
-                        bus.on_error(&e);
-                    }
-                }),
-        );
+        self.set_subscribed(room, true, ctx);
     }
 }
 
@@ -407,22 +420,7 @@ impl Handler<Unsubscribe> for Bus {
     type Result = ();
 
     fn handle(&mut self, Unsubscribe(room): Unsubscribe, ctx: &mut Self::Context) {
-        if !self.rooms.remove(&room) {
-            return;
-        }
-        let Some(mut conn) = self.conn.clone() else {
-            return;
-        };
-        let channels = self.channels([room]);
-        ctx.spawn(
-            async move { conn.unsubscribe(&channels).await }
-                .into_actor(self)
-                .map(|result, bus, _| {
-                    if let Err(e) = result {
-                        bus.on_error(&e);
-                    }
-                }),
-        );
+        self.set_subscribed(room, false, ctx);
     }
 }
 

@@ -59,9 +59,9 @@ pub async fn run(run: &Run, args: &BurstArgs) -> anyhow::Result<Report> {
     )
     .await;
     let after = run.sample_nodes().await;
-    Ok(Report {
-        scenario: "burst".into(),
-        parameters: serde_json::json!({
+    Ok(run.traffic_report(
+        "burst",
+        serde_json::json!({
             "members": args.members,
             "senders": args.senders,
             "messages_per_sender": args.messages,
@@ -69,17 +69,8 @@ pub async fn run(run: &Run, args: &BurstArgs) -> anyhow::Result<Report> {
             "body_bytes": args.body_bytes,
             "expected_deliveries": total * args.members as u64,
         }),
-        nodes: run.nodes.iter().map(|n| n.base.clone()).collect(),
-        traffic_secs: outcome.traffic_secs,
-        settle_secs: outcome.settle_secs,
-        wall_secs: run.started.elapsed().as_secs_f64(),
-        clients: outcome.clients,
-        delivery: Some(outcome.tally),
-        unacked: outcome.unacked,
-        anomalies: outcome.anomalies,
-        stats: run.stats.snapshot(),
-        server: run.server_nodes(before, after),
-        failures: Vec::new(),
-        passed: false,
-    })
+        outcome,
+        before,
+        after,
+    ))
 }

@@ -72,20 +72,5 @@ pub async fn traffic(
     if let Some(every) = reconnect_every {
         parameters["reconnect_every_secs"] = every.into();
     }
-    Ok(Report {
-        scenario: scenario.to_owned(),
-        parameters,
-        nodes: run.nodes.iter().map(|n| n.base.clone()).collect(),
-        traffic_secs: outcome.traffic_secs,
-        settle_secs: outcome.settle_secs,
-        wall_secs: run.started.elapsed().as_secs_f64(),
-        clients: outcome.clients,
-        delivery: Some(outcome.tally),
-        unacked: outcome.unacked,
-        anomalies: outcome.anomalies,
-        stats: run.stats.snapshot(),
-        server: run.server_nodes(before, after),
-        failures: Vec::new(),
-        passed: false,
-    })
+    Ok(run.traffic_report(scenario, parameters, outcome, before, after))
 }

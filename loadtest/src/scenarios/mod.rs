@@ -20,7 +20,7 @@ use crate::client;
 use crate::metrics::{self, Sample};
 use crate::net::Node;
 use crate::progress::Progress;
-use crate::report::{Clients, ServerNode};
+use crate::report::{Clients, Report, ServerNode};
 use crate::setup::Api;
 use crate::stats::Stats;
 use crate::verify::Tally;
@@ -89,6 +89,35 @@ pub enum StopSending {
     After(Duration),
     /// Once `total` messages were sent and answered, or after `timeout`.
     WhenSent { total: u64, timeout: Duration },
+}
+
+impl Run {
+    /// The report of a scenario whose members sent and received (`fanout`, `burst`).
+    pub fn traffic_report(
+        &self,
+        scenario: &str,
+        parameters: serde_json::Value,
+        outcome: MembersOutcome,
+        before: Vec<Option<Sample>>,
+        after: Vec<Option<Sample>>,
+    ) -> Report {
+        Report {
+            scenario: scenario.into(),
+            parameters,
+            nodes: self.nodes.iter().map(|n| n.base.clone()).collect(),
+            traffic_secs: outcome.traffic_secs,
+            settle_secs: outcome.settle_secs,
+            wall_secs: self.started.elapsed().as_secs_f64(),
+            clients: outcome.clients,
+            delivery: Some(outcome.tally),
+            unacked: outcome.unacked,
+            anomalies: outcome.anomalies,
+            stats: self.stats.snapshot(),
+            server: self.server_nodes(before, after),
+            failures: Vec::new(),
+            passed: false,
+        }
+    }
 }
 
 /// What the members saw, summed.
