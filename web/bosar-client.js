@@ -289,6 +289,7 @@ export class BosarClient {
     for (const name of ['connect', 'ping', 'pong']) {
       clearTimeout(this.#timers[name]);
       clearInterval(this.#timers[name]);
+      this.#timers[name] = null;
     }
     for (const room of this.#rooms.values()) {
       room.joined = false;
@@ -315,16 +316,19 @@ export class BosarClient {
     }, delay);
   }
 
+  /** A `ping` every interval; one unanswered for `pingTimeoutMs` abandons the socket. */
   #startHeartbeat(ws) {
     this.#timers.ping = setInterval(() => {
-      if (ws !== this.#ws) return;
+      if (ws !== this.#ws || this.#timers.pong) return; // the last ping is still out
       const ref = this.#ref();
       this.#requests.set(ref, {
-        resolve: () => clearTimeout(this.#timers.pong),
+        resolve: () => {
+          clearTimeout(this.#timers.pong);
+          this.#timers.pong = null;
+        },
         reject: () => {},
         timer: null,
       });
-      clearTimeout(this.#timers.pong);
       this.#timers.pong = setTimeout(() => {
         this.#requests.delete(ref);
         this.#abandon(ws, 'heartbeat timeout');

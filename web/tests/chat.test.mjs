@@ -214,3 +214,30 @@ test('the client library on its own: acks, duplicate client_msg_id, errors, ping
   assert.equal(result.state, 'closed');
   await page.context().close();
 });
+
+test('a silent connection is found by the ping heartbeat and replaced', { timeout: 60_000 }, async () => {
+  const page = await openPage(browser, `${cluster.url}/`);
+  await register(page, 'erin');
+  await page.evaluate(async () => {
+    const { BosarClient } = await import('/bosar-client.js');
+    const token = JSON.parse(sessionStorage.getItem('bosar.session')).token;
+    const client = new BosarClient({ urls: '/n/1/ws', token, pingIntervalMs: 300, pingTimeoutMs: 700 });
+    window.states = [];
+    client.on('state', ({ state }) => window.states.push(state));
+    client.connect();
+    await client.join('general');
+    window.heartbeatClient = client;
+  });
+  // Freeze every open connection to node-b: nothing is closed, nothing gets through.
+  cluster.front.freeze(1);
+  await page.waitForFunction(
+    () => window.states.includes('reconnecting')
+      && window.states.lastIndexOf('open') > window.states.indexOf('reconnecting'),
+    null,
+    { timeout: 15_000 },
+  );
+  const ack = await page.evaluate(() => window.heartbeatClient.send('general', 'after the heartbeat'));
+  assert.ok(ack.seq > 0);
+  await page.evaluate(() => window.heartbeatClient.close());
+  await page.context().close();
+});

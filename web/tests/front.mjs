@@ -4,7 +4,9 @@
 // stuck to one node, as with a sticky load balancer. Any other path goes to the first node that
 // accepts the connection. HTTP requests and WebSocket upgrades are forwarded byte for byte; when
 // a node dies its sockets are cut, as the browser would see it. `hold(i)` makes new upgrades to
-// node i wait until `release(i)`, to keep a client away while something happens elsewhere.
+// node i wait until `release(i)`, to keep a client away while something happens elsewhere;
+// `freeze(i)` stops forwarding on node i's open WebSockets without closing them (a half-open
+// connection, which only a heartbeat can detect).
 
 import { request as httpRequest, createServer } from 'node:http';
 import { connect } from 'node:net';
@@ -14,6 +16,7 @@ const PREFIX = /^\/n\/(\d+)(\/.*)?$/;
 export async function startFront(ports) {
   const sockets = new Set();
   const held = new Map(); // node index -> [release callbacks]
+  const tunnels = new Map(); // node index -> Set of [client, upstream]
 
   /** [node index, path on the node] candidates for a request path. */
   function route(url) {
@@ -67,6 +70,10 @@ export async function startFront(ports) {
       const upstream = await dial(ports[index]);
       if (!upstream) continue;
       tunnel(req, path, head, client, upstream);
+      if (!tunnels.has(index)) tunnels.set(index, new Set());
+      const pair = [client, upstream];
+      tunnels.get(index).add(pair);
+      upstream.on('close', () => tunnels.get(index).delete(pair));
       return;
     }
     client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n');
@@ -106,6 +113,14 @@ export async function startFront(ports) {
     url: `http://127.0.0.1:${port}`,
     hold(index) {
       if (!held.has(index)) held.set(index, []);
+    },
+    freeze(index) {
+      for (const [client, upstream] of tunnels.get(index) || []) {
+        upstream.unpipe(client);
+        client.unpipe(upstream);
+        upstream.pause();
+        client.pause();
+      }
     },
     release(index) {
       for (const go of held.get(index) || []) go();
