@@ -26,6 +26,13 @@ test: services cluster clean-test-dbs ## Start PostgreSQL + Redis (and a Redis C
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+	$(MAKE) test-web
+
+.PHONY: test-web
+test-web: services ## Browser tests: the demo page in headless Chromium against two real nodes
+	scripts/web-test-setup
+	cargo build --bin bosar-chat
+	$(WITH_SERVICES) node --test web/tests/
 
 lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --all -- --check

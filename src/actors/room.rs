@@ -20,8 +20,8 @@ use super::messages::{
 };
 use super::presence::Presence;
 use super::registry::RoomRegistry;
-use crate::bus::actor::{Bus, LoadPresence, PresenceFact, Subscribe, Unsubscribe};
-use crate::bus::envelope::Payload;
+use crate::bus::actor::{Bus, LoadPresence, PresenceFact, Publish, Subscribe, Unsubscribe};
+use crate::bus::envelope::{Envelope, Payload};
 use crate::protocol::{Message, ServerFrame};
 use crate::state::AppState;
 use crate::store::history;
@@ -361,15 +361,29 @@ impl Handler<Typing> for Room {
     type Result = ();
 
     fn handle(&mut self, typing: Typing, _: &mut Self::Context) {
-        let Some(member) = self.members.get(&typing.conn) else {
+        let Some(user) = self.members.get(&typing.conn).map(|m| m.user.clone()) else {
             return;
         };
         let text = ServerFrame::Typing {
             room: &self.name,
-            user: &member.user,
+            user: &user,
         }
         .to_text();
         self.push_to_others(Some(typing.conn), &text);
+        // The other nodes relay it to their members of the room (see the `Remote` handler).
+        if let Some(bus) = self.bus() {
+            let envelope = Envelope {
+                node: self.state.node_id().to_owned(),
+                room: self.name.to_string(),
+                payload: Payload::Typing {
+                    user: user.to_string(),
+                },
+            };
+            bus.do_send(Publish {
+                room: self.name.clone(),
+                envelope: envelope.to_bytes(),
+            });
+        }
     }
 }
 
@@ -389,6 +403,14 @@ impl Handler<Remote> for Room {
             Payload::Messages { messages } => self.ingest(messages, ctx),
             Payload::Presence { joined, left } => {
                 self.apply_remote_presence(&envelope.node, &joined, &left);
+            }
+            Payload::Typing { user } => {
+                let text = ServerFrame::Typing {
+                    room: &self.name,
+                    user: &user,
+                }
+                .to_text();
+                self.push_to_others(None, &text);
             }
         }
     }

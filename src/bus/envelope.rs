@@ -1,5 +1,6 @@
-//! What travels on a room's channel between nodes: committed messages (in seq order), or a
-//! node's presence facts (a user's first connection on that node joined, or its last one left).
+//! What travels on a room's channel between nodes: committed messages (in seq order), a
+//! node's presence facts (a user's first connection on that node joined, or its last one left),
+//! or a typing notice (not stored; lost if Redis drops it, which is harmless).
 //! The sending node's id comes first in the JSON, so a node recognises its own envelopes without
 //! parsing them.
 
@@ -24,6 +25,9 @@ pub enum Payload {
     Presence {
         joined: Vec<String>,
         left: Vec<String>,
+    },
+    Typing {
+        user: String,
     },
 }
 

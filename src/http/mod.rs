@@ -4,6 +4,7 @@ mod auth;
 mod extract;
 mod health;
 mod rooms;
+mod web_ui;
 mod ws;
 
 use actix_web::web;
@@ -12,6 +13,7 @@ use crate::error::ApiError;
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    web_ui::routes(cfg);
     cfg.app_data(extract::json_config())
         .app_data(extract::query_config())
         .app_data(extract::path_config())

@@ -298,3 +298,25 @@ async fn sharded_pub_sub_on_a_redis_cluster_delivers_across_nodes() {
     assert!(counter(b, "bosar_bus_received_total").await >= 1.0);
     assert!(counter(c, "bosar_bus_received_total").await >= 1.0);
 }
+
+#[actix_web::test]
+async fn typing_reaches_the_room_on_every_node() {
+    let cluster = three_nodes().await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let carol = c.register("carol").await;
+    a.create_room(&alice, "general", false).await;
+    let mut on_a = WsClient::connect(a, &alice).await;
+    on_a.join("general", None).await;
+    let mut on_c = WsClient::connect(c, &carol).await;
+    on_c.join("general", None).await;
+    let mut on_b = WsClient::connect(b, &bob).await;
+    on_b.join("general", None).await;
+
+    on_b.send(json!({"type": "typing", "room": "general"}))
+        .await;
+    let expected = json!({"type": "typing", "room": "general", "user": "bob"});
+    assert_eq!(on_a.recv_type("typing").await, expected);
+    assert_eq!(on_c.recv_type("typing").await, expected);
+}

@@ -12,4 +12,5 @@ mod lifecycle;
 mod migrations;
 mod rooms;
 mod tls;
+mod web_ui;
 mod ws_protocol;
