@@ -1,5 +1,5 @@
 //! What every request handler and actor of one node shares: configuration, the database pool,
-//! the Redis link, metrics, and the draining flag.
+//! the Redis link, metrics, the embedder, and the draining flag.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +9,7 @@ use crate::auth::JwtKeys;
 use crate::bus::RedisLink;
 use crate::committer::Committer;
 use crate::config::Config;
+use crate::embed::{self, Embedder};
 use crate::metrics::Metrics;
 use crate::store::DbPool;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub committer: Committer,
     pub registry: Arc<RoomRegistry>,
+    /// Turns search queries into vectors; `None` when `EMBEDDINGS_PROVIDER=off`.
+    pub embedder: Option<Arc<dyn Embedder>>,
     draining: AtomicBool,
 }
 
@@ -36,6 +39,7 @@ impl AppState {
             config.auth.jwt_ttl,
         );
         let committer = Committer::start(&config.database.url, &metrics);
+        let embedder = embed::from_config(&config.embeddings);
         Self {
             config,
             pool,
@@ -44,6 +48,7 @@ impl AppState {
             jwt,
             committer,
             registry: Arc::new(RoomRegistry::default()),
+            embedder,
             draining: AtomicBool::new(false),
         }
     }
