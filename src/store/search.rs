@@ -71,11 +71,13 @@ pub async fn nearest(
     let query = Vector::from(query);
     let rows: Vec<Row> = conn
         .transaction(async |conn| {
-            // `true`: like SET LOCAL, the settings end with this transaction.
+            // `true`: like SET LOCAL, the settings end with this transaction. JIT compilation
+            // would cost more than the whole query.
             diesel::sql_query(
                 "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
                         set_config('hnsw.ef_search', $1, true),
-                        set_config('hnsw.max_scan_tuples', $2, true)",
+                        set_config('hnsw.max_scan_tuples', $2, true),
+                        set_config('jit', 'off', true)",
             )
             .bind::<Text, _>(ef_search(limit).to_string())
             .bind::<Text, _>(MAX_SCAN_TUPLES.to_string())
