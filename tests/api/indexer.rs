@@ -37,11 +37,11 @@ async fn the_indexer_catches_up_after_a_restart() {
     ws.send_message("general", "written before the restart", None)
         .await;
     off.stop().await;
-    insert_messages(&db, "general", 1500, "backlog").await;
-    assert_eq!(unembedded(&db).await, 1501);
+    insert_messages(&db, "general", 1000, "backlog").await;
+    assert_eq!(unembedded(&db).await, 1001);
 
     let node = spawn_node(node_env(&db, "node-1", &[])).await;
-    wait_embedded(&db, Duration::from_secs(30)).await;
+    wait_embedded(&db, Duration::from_secs(120)).await;
     let (status, body) = node
         .get_authed(
             "/api/rooms/general/search?q=before%20the%20restart&limit=1",
@@ -60,7 +60,7 @@ async fn the_indexer_catches_up_after_a_restart() {
         let (_, text) = node.get_text("/metrics").await;
         assert_eq!(
             metric(&text, "bosar_indexer_embedded_total"),
-            Some(1501.0),
+            Some(1001.0),
             "{text}"
         );
         backlog = metric(&text, "bosar_indexer_backlog");
@@ -115,7 +115,7 @@ async fn indexers_never_embed_a_message_twice() {
     let node = spawn_node(node_env(&db, "node-0", &[("EMBEDDINGS_PROVIDER", "off")])).await;
     let alice = node.register("alice").await;
     node.create_room(&alice, "general", false).await;
-    insert_messages(&db, "general", 3000, "m").await;
+    insert_messages(&db, "general", 2000, "m").await;
     // Every write of an embedding is logged by the database itself.
     execute(&db, "CREATE TABLE embed_log (id uuid NOT NULL)").await;
     execute(
@@ -151,23 +151,23 @@ async fn indexers_never_embed_a_message_twice() {
             options,
         ));
     }
-    wait_embedded(&db, Duration::from_secs(60)).await;
+    wait_embedded(&db, Duration::from_secs(120)).await;
     drop(running);
 
     let seen = embedder.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 3000);
+    assert_eq!(seen.len(), 2000);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "embedded more than once: {twice:?}");
     assert_eq!(
         count(&db, "SELECT count(*) AS n FROM embed_log").await,
-        3000
+        2000
     );
     assert_eq!(
         count(&db, "SELECT count(DISTINCT id) AS n FROM embed_log").await,
-        3000
+        2000
     );
     let per_indexer: Vec<u64> = counters.iter().map(|c| c.get()).collect();
-    assert_eq!(per_indexer.iter().sum::<u64>(), 3000, "{per_indexer:?}");
+    assert_eq!(per_indexer.iter().sum::<u64>(), 2000, "{per_indexer:?}");
     assert!(
         per_indexer.iter().filter(|n| **n > 0).count() >= 2,
         "the backlog was shared: {per_indexer:?}"

@@ -235,9 +235,10 @@ async fn the_room_filter_still_returns_limit_hits_through_the_index() {
     let alice = node.register("alice").await;
     node.create_room(&alice, "big", false).await;
     node.create_room(&alice, "small", false).await;
-    insert_messages(&db, "big", 4000, "big").await;
-    insert_messages(&db, "small", 40, "small").await;
-    wait_embedded(&db, Duration::from_secs(60)).await;
+    insert_messages(&db, "big", 2000, "big").await;
+    insert_messages(&db, "small", 30, "small").await;
+    // Inserting into the HNSW index is the slow part of indexing (see docs/benchmarks.md).
+    wait_embedded(&db, Duration::from_secs(120)).await;
     execute(
         &db,
         &format!("ALTER DATABASE {} SET enable_seqscan = off", db.name),
