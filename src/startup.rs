@@ -1,5 +1,6 @@
 //! Building and running one node: migrations, pool, Redis link, metrics, the embeddings indexer,
-//! and the HTTP server on a bound listener (port 0 in tests, so several nodes can run in one process).
+//! and the HTTP server on a bound listener (port 0 in tests, so several nodes can run in one
+//! process).
 
 use std::net::TcpListener;
 use std::sync::Arc;
