@@ -98,6 +98,14 @@ impl Metrics {
         Ok(metrics)
     }
 
+    /// Adds a collector owned elsewhere (e.g. the indexer's) to this node's registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of everything registered.
     pub fn render(&self) -> String {
         let mut buffer = Vec::with_capacity(8 * 1024);

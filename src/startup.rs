@@ -1,5 +1,6 @@
-//! Building and running one node: migrations, pool, Redis link, metrics, and the HTTP server on
-//! a bound listener (port 0 in tests, so several nodes can run in one process).
+//! Building and running one node: migrations, pool, Redis link, metrics, the embeddings indexer,
+//! and the HTTP server on a bound listener (port 0 in tests, so several nodes can run in one
+//! process).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::bus::RedisLink;
 use crate::config::Config;
+use crate::embed::indexer::IndexerHandle;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{migrate, pool};
@@ -20,6 +22,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The embeddings indexer; stops when the server has stopped and this is dropped.
+    indexer: Option<IndexerHandle>,
 }
 
 impl Application {
@@ -47,6 +51,7 @@ impl Application {
         let node = config.node_id.clone();
 
         let state = web::Data::new(AppState::new(config, pool, redis, metrics));
+        let indexer = crate::embed::indexer::start(&state).context("starting the indexer")?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -70,6 +75,7 @@ impl Application {
             port,
             server,
             state,
+            indexer,
         })
     }
 
@@ -87,7 +93,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        drop(self.indexer);
+        result
     }
 }
 

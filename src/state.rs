@@ -1,5 +1,5 @@
 //! What every request handler and actor of one node shares: configuration, the database pool,
-//! the Redis link, metrics, and the draining flag.
+//! the Redis link, metrics, the embedder, and the draining flag.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use crate::bus::RedisLink;
 use crate::bus::actor::Bus;
 use crate::committer::Committer;
 use crate::config::Config;
+use crate::embed::{self, Embedder};
 use crate::metrics::Metrics;
 use crate::store::DbPool;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub bus: Option<Addr<Bus>>,
     /// Every open WebSocket connection, for draining.
     pub connections: Connections,
+    /// Turns search queries into vectors; `None` when `EMBEDDINGS_PROVIDER=off`.
+    pub embedder: Option<Arc<dyn Embedder>>,
     draining: AtomicBool,
 }
 
@@ -60,6 +63,7 @@ impl AppState {
             .start()
         });
         let committer = Committer::start(&config.database, &metrics, &config.node_id, bus.clone());
+        let embedder = embed::from_config(&config.embeddings);
         Self {
             config,
             pool,
@@ -71,6 +75,7 @@ impl AppState {
             registry,
             bus,
             connections: Connections::default(),
+            embedder,
             draining: AtomicBool::new(false),
         }
     }

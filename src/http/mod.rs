@@ -4,6 +4,7 @@ mod auth;
 mod extract;
 mod health;
 mod rooms;
+mod search;
 mod web_ui;
 mod ws;
 
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(rooms::add_member),
         )
         .route("/api/rooms/{name}/messages", web::get().to(rooms::messages))
+        .route("/api/rooms/{name}/search", web::get().to(search::search))
         .route("/ws", web::get().to(ws::upgrade))
         .default_service(web::to(not_found));
 }

@@ -55,7 +55,11 @@ pub async fn list(
 }
 
 /// The room named in the path, if the caller may read it.
-async fn readable(state: &AppState, name: &str, user: uuid::Uuid) -> Result<RoomAccess, ApiError> {
+pub(super) async fn readable(
+    state: &AppState,
+    name: &str,
+    user: uuid::Uuid,
+) -> Result<RoomAccess, ApiError> {
     if !is_valid_room_name(name) {
         return Err(ApiError::NotFound("no such room".into()));
     }

@@ -55,7 +55,7 @@ pub struct Refusal {
     message: String,
 }
 
-fn refuse(code: Code, message: impl Into<String>) -> Refusal {
+pub(super) fn refuse(code: Code, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
@@ -76,7 +76,7 @@ impl From<StoreError> for Refusal {
     }
 }
 
-fn check_room_name(room: &str) -> Result<(), Refusal> {
+pub(super) fn check_room_name(room: &str) -> Result<(), Refusal> {
     if is_valid_room_name(room) {
         Ok(())
     } else {
@@ -138,14 +138,9 @@ impl Connection {
                 self.on_history(room, before, after, limit, reference, ctx);
             }
             ClientFrame::Typing { room } => self.on_typing(&room, r, ctx),
-            ClientFrame::Search { .. } => self.error(
-                ctx,
-                r,
-                refuse(
-                    Code::Unavailable,
-                    "semantic search is not enabled on this server",
-                ),
-            ),
+            ClientFrame::Search { room, query, limit } => {
+                self.on_search(room, query, limit, reference, ctx);
+            }
             ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong { reference: r }),
         }
     }
@@ -480,7 +475,7 @@ impl Connection {
 }
 
 /// The room's access for `user`: `not_found` when it does not exist, `forbidden` when private.
-async fn checked_access(
+pub(super) async fn checked_access(
     state: &crate::state::AppState,
     room: &str,
     user: uuid::Uuid,

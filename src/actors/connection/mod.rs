@@ -1,10 +1,11 @@
 //! One WebSocket connection: authentication, heartbeats, limits, and the frames of one client.
 //! Frame handling lives in [`frames`]; the outbound byte budget in [`outbound`]; rate and abuse
-//! limits in [`limits`].
+//! limits in [`limits`]; the `search` frame in [`search`].
 
 mod frames;
 pub mod limits;
 pub mod outbound;
+mod search;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

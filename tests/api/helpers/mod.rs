@@ -1,15 +1,19 @@
-//! Shared test fixtures: throwaway databases, running nodes, and a TCP proxy that can cut a
-//! node off from PostgreSQL or Redis.
+//! Shared test fixtures: throwaway databases, running nodes, a TCP proxy that can cut a node off
+//! from PostgreSQL or Redis, and a stand-in OpenAI embeddings server.
 
 pub mod db;
+pub mod fake_openai;
 pub mod node;
 pub mod process;
 pub mod proxy;
 pub mod tls_proxy;
+pub mod vectors;
 pub mod ws;
 
 #[allow(unused_imports)]
 pub use db::TestDb;
+#[allow(unused_imports)]
+pub use fake_openai::{FakeOpenAi, Fault};
 #[allow(unused_imports)]
 pub use node::{Cluster, TestNode, single_node, spawn_node};
 #[allow(unused_imports)]

@@ -1,0 +1,80 @@
+//! The `search` frame: semantic search over a room's history, answered with `search_results`
+//! (same access rules as `history`: joined rooms are known, others are checked).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+
+use super::Connection;
+use super::frames::{Code, Refusal, check_room_name, checked_access, refuse};
+use crate::embed::search::{self, Query, SearchError};
+use crate::protocol::ServerFrame;
+
+impl From<SearchError> for Refusal {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::Unavailable(m) => refuse(Code::Unavailable, m),
+            SearchError::BadRequest(m) => refuse(Code::BadRequest, m),
+            SearchError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl Connection {
+    pub(super) fn on_search(
+        &mut self,
+        room: String,
+        query: String,
+        limit: Option<i64>,
+        reference: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let r = reference.as_deref();
+        let checked = check_room_name(&room)
+            .and_then(|()| {
+                search::embedder(&self.state)
+                    .map(|_| ())
+                    .map_err(Refusal::from)
+            })
+            .and_then(|()| {
+                Query::new(Some(query), limit, self.state.config.limits.max_body_bytes)
+                    .map_err(Refusal::from)
+            });
+        let query = match checked {
+            Ok(query) => query,
+            Err(refusal) => return self.error(ctx, r, refusal),
+        };
+        let Some(session) = &self.session else { return };
+        let known = self
+            .rooms
+            .get_key_value(room.as_str())
+            .map(|(n, j)| (n.clone(), j.room_id));
+        let (state, user) = (self.state.clone(), session.user_id);
+        let work = async move {
+            let (name, room_id) = match known {
+                Some(known) => known,
+                None => {
+                    let access = checked_access(&state, &room, user).await?;
+                    (Arc::from(room), access.room_id)
+                }
+            };
+            let hits = search::run(&state, &name, room_id, &query).await?;
+            Ok::<_, Refusal>((name, hits))
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, conn, ctx| {
+            let r = reference.as_deref();
+            match result {
+                Ok((room, hits)) => conn.send_frame(
+                    ctx,
+                    &ServerFrame::SearchResults {
+                        room: &room,
+                        hits: &hits,
+                        reference: r,
+                    },
+                ),
+                Err(refusal) => conn.error(ctx, r, refusal),
+            }
+        }));
+    }
+}
