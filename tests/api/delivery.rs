@@ -232,3 +232,23 @@ async fn joining_a_live_public_room_needs_no_database() {
     let joined = late.join("general", None).await;
     assert_eq!(joined["presence"], json!(["alice", "bob"]));
 }
+
+#[actix_web::test]
+async fn joining_with_since_ahead_of_the_room_sends_nothing_the_client_has() {
+    // A client that saw seq 8 on a node that was ahead rejoins a node whose room has delivered
+    // only up to 5: it must get 9 next, not 6, 7 and 8 again.
+    let (_db, node) = single_node(&FAST).await;
+    let alice = node.register("alice").await;
+    node.create_room(&alice, "general", false).await;
+    let mut sender = WsClient::joined(&node, &alice, "general").await;
+    for i in 1..=5 {
+        sender.send_message("general", &format!("m{i}"), None).await;
+    }
+    let mut reader = WsClient::connect(&node, &alice).await;
+    let joined = reader.join("general", Some(8)).await;
+    assert_eq!(joined["last_seq"], 5);
+    for i in 6..=9 {
+        sender.send_message("general", &format!("m{i}"), None).await;
+    }
+    assert_eq!(reader.messages_until("general", 9).await, [9]);
+}

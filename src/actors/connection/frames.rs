@@ -243,17 +243,19 @@ impl Connection {
             }
             .to_text();
             conn.send_text(ctx, joined);
-            let replay_from = since.map(|s| s.min(info.last_seq));
+            // The client has everything up to `since` — possibly more than this node's room has
+            // delivered yet, when it comes from a node that was ahead: never send that again.
+            let last_sent = since.unwrap_or(info.last_seq);
             conn.rooms.insert(
                 name.clone(),
                 JoinedRoom {
                     room_id: access.room_id,
                     addr: room,
-                    last_sent: replay_from.unwrap_or(info.last_seq),
+                    last_sent,
                 },
             );
-            if let Some(from) = replay_from {
-                conn.replay(name, from, info.last_seq, reference, ctx);
+            if last_sent < info.last_seq {
+                conn.replay(name, last_sent, info.last_seq, reference, ctx);
             }
         }));
     }
