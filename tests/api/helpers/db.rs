@@ -63,11 +63,16 @@ impl TestDb {
 }
 
 impl Drop for TestDb {
+    /// Drops the database on a short-lived thread. The wait is bounded: this runs on the test's
+    /// runtime thread, where a node's task may be half-way through opening a connection; that
+    /// backend cannot absorb `DROP … WITH (FORCE)`'s signal until PostgreSQL's authentication
+    /// timeout (60 s), so rather than stall, a slow drop is left behind (and `make test` drops
+    /// leftovers before the next run).
     fn drop(&mut self) {
-        // Dropping needs async I/O; do it on a short-lived thread with its own runtime.
         let admin_url = self.admin_url.clone();
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -77,8 +82,9 @@ impl Drop for TestDb {
                     let _ = diesel::sql_query(sql).execute(&mut conn).await;
                 }
             });
-        })
-        .join();
+            let _ = done.send(());
+        });
+        let _ = finished.recv_timeout(std::time::Duration::from_secs(3));
     }
 }
 
