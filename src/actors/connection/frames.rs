@@ -428,20 +428,12 @@ impl Connection {
             Ok(limit) => limit,
             Err(message) => return self.error(ctx, r, refuse(Code::BadRequest, message)),
         };
-        let Some(session) = &self.session else { return };
-        let known = self
-            .rooms
-            .get_key_value(room.as_str())
-            .map(|(n, j)| (n.clone(), j.room_id));
-        let (state, user) = (self.state.clone(), session.user_id);
+        let Some(readable) = self.readable(room) else {
+            return;
+        };
+        let state = self.state.clone();
         let fetch = async move {
-            let (name, room_id) = match known {
-                Some(known) => known,
-                None => {
-                    let access = checked_access(&state, &room, user).await?;
-                    (Arc::from(room), access.room_id)
-                }
-            };
+            let (name, room_id) = readable.resolve(&state).await?;
             let page = history::page(&state.pool, &name, room_id, before, after, limit).await?;
             Ok::<_, Refusal>((name, page))
         };
@@ -486,5 +478,39 @@ pub(super) async fn checked_access(
         None => Err(refuse(Code::NotFound, "no such room")),
         Some(access) if !access.allowed => Err(refuse(Code::Forbidden, "this room is private")),
         Some(access) => Ok(access),
+    }
+}
+
+/// A room a read (history, search) is about: one this connection joined, or one whose access
+/// must still be checked.
+pub(super) enum Readable {
+    Joined(Arc<str>, i64),
+    Unchecked(String, uuid::Uuid),
+}
+
+impl Readable {
+    /// The room's name and id, or the refusal for a room the user may not read.
+    pub(super) async fn resolve(
+        self,
+        state: &crate::state::AppState,
+    ) -> Result<(Arc<str>, i64), Refusal> {
+        match self {
+            Self::Joined(name, room_id) => Ok((name, room_id)),
+            Self::Unchecked(room, user) => {
+                let access = checked_access(state, &room, user).await?;
+                Ok((Arc::from(room), access.room_id))
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// What a read of `room` needs to resolve it; `None` before authentication.
+    pub(super) fn readable(&self, room: String) -> Option<Readable> {
+        let session = self.session.as_ref()?;
+        Some(match self.rooms.get_key_value(room.as_str()) {
+            Some((name, joined)) => Readable::Joined(name.clone(), joined.room_id),
+            None => Readable::Unchecked(room, session.user_id),
+        })
     }
 }

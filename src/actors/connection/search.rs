@@ -1,13 +1,11 @@
 //! The `search` frame: semantic search over a room's history, answered with `search_results`
 //! (same access rules as `history`: joined rooms are known, others are checked).
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use actix_web_actors::ws;
 
 use super::Connection;
-use super::frames::{Code, Refusal, check_room_name, checked_access, refuse};
+use super::frames::{Code, Refusal, check_room_name, refuse};
 use crate::embed::search::{self, Query, SearchError};
 use crate::protocol::ServerFrame;
 
@@ -45,20 +43,12 @@ impl Connection {
             Ok(query) => query,
             Err(refusal) => return self.error(ctx, r, refusal),
         };
-        let Some(session) = &self.session else { return };
-        let known = self
-            .rooms
-            .get_key_value(room.as_str())
-            .map(|(n, j)| (n.clone(), j.room_id));
-        let (state, user) = (self.state.clone(), session.user_id);
+        let Some(readable) = self.readable(room) else {
+            return;
+        };
+        let state = self.state.clone();
         let work = async move {
-            let (name, room_id) = match known {
-                Some(known) => known,
-                None => {
-                    let access = checked_access(&state, &room, user).await?;
-                    (Arc::from(room), access.room_id)
-                }
-            };
+            let (name, room_id) = readable.resolve(&state).await?;
             let hits = search::run(&state, &name, room_id, &query).await?;
             Ok::<_, Refusal>((name, hits))
         };
