@@ -146,14 +146,14 @@ struct Lane {
 }
 
 impl Lane {
-    async fn commit(&mut self, batch: Vec<Pending>) {
+    async fn commit(&mut self, mut batch: Vec<Pending>) {
         let ts = now_millis();
         // A client may resend before its first try was answered: store the message once and
         // answer both.
         let mut first_of: HashMap<(i64, Uuid, &str), usize> = HashMap::new();
         let mut unique = Vec::with_capacity(batch.len());
         let mut slot_of = Vec::with_capacity(batch.len());
-        for (i, p) in batch.iter().enumerate() {
+        for p in &mut batch {
             if let Some(cmid) = p.client_msg_id.as_deref()
                 && let Some(&slot) = first_of.get(&(p.room_id, p.user_id, cmid))
             {
@@ -168,11 +168,11 @@ impl Lane {
                 id: Uuid::now_v7(),
                 room_id: p.room_id,
                 user_id: p.user_id,
-                body: p.body.clone(),
+                // The body moves here, and on to the delivered message: no copy per send.
+                body: std::mem::take(&mut p.body),
                 client_msg_id: p.client_msg_id.clone(),
                 ts,
             });
-            let _ = i;
         }
         drop(first_of);
 
@@ -191,7 +191,7 @@ impl Lane {
         let mut by_room: HashMap<i64, (Addr<Room>, Vec<Message>)> = HashMap::new();
         let mut stored = 0u64;
         for (p, slot) in batch.into_iter().zip(slot_of) {
-            let new = &unique[slot];
+            let (id, ts) = (unique[slot].id, unique[slot].ts);
             let answer = match outcomes[slot] {
                 Outcome::NoRoom => Err(SendError::NoRoom),
                 Outcome::Duplicate { id, seq, ts } => Ok(Ack {
@@ -201,20 +201,20 @@ impl Lane {
                     duplicate: true,
                 }),
                 Outcome::Stored { seq } if answered[slot] => Ok(Ack {
-                    id: new.id,
+                    id,
                     seq,
-                    ts: new.ts,
+                    ts,
                     duplicate: true,
                 }),
                 Outcome::Stored { seq } => {
                     stored += 1;
                     let message = Message {
-                        id: new.id,
+                        id,
                         room: p.room.clone(),
                         seq,
                         user: p.user.clone(),
-                        body: p.body,
-                        ts: new.ts,
+                        body: std::mem::take(&mut unique[slot].body),
+                        ts,
                         client_msg_id: p.client_msg_id,
                     };
                     by_room
@@ -223,9 +223,9 @@ impl Lane {
                         .1
                         .push(message);
                     Ok(Ack {
-                        id: new.id,
+                        id,
                         seq,
-                        ts: new.ts,
+                        ts,
                         duplicate: false,
                     })
                 }
