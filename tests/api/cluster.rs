@@ -320,3 +320,32 @@ async fn typing_reaches_the_room_on_every_node() {
     assert_eq!(on_a.recv_type("typing").await, expected);
     assert_eq!(on_c.recv_type("typing").await, expected);
 }
+
+#[actix_web::test]
+async fn a_retry_on_another_node_returns_the_original_ack_and_stores_nothing_twice() {
+    let cluster = three_nodes().await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.register("alice").await;
+    let carol = c.register("carol").await;
+    a.create_room(&alice, "general", false).await;
+    let mut watcher = WsClient::joined(c, &carol, "general").await;
+
+    let mut first = WsClient::joined(a, &alice, "general").await;
+    let original = first.send_message("general", "once", Some("retry-1")).await;
+    drop(first); // the ack may as well have been lost with the connection
+
+    let mut again = WsClient::joined(b, &alice, "general").await;
+    let retried = again.send_message("general", "once", Some("retry-1")).await;
+    assert_eq!(retried["id"], original["id"]);
+    assert_eq!(retried["seq"], original["seq"]);
+    let next = again
+        .send_message("general", "then this", Some("retry-2"))
+        .await;
+    assert_eq!(next["seq"], 2);
+
+    assert_eq!(
+        collect(&mut watcher, "general", 2).await,
+        [1, 2],
+        "delivered once each"
+    );
+}
