@@ -63,6 +63,8 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
         ("RUN_MIGRATIONS", "false"),
+        // The commit path alone: the indexer's cost is the search bench's subject.
+        ("EMBEDDINGS_PROVIDER", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

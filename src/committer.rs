@@ -63,6 +63,8 @@ pub enum SendError {
     Unavailable,
     #[error("the room no longer exists")]
     NoRoom,
+    #[error("the sender's account does not exist")]
+    NoUser,
 }
 
 /// The node's commit lanes.
@@ -194,6 +196,7 @@ impl Lane {
             let (id, ts) = (unique[slot].id, unique[slot].ts);
             let answer = match outcomes[slot] {
                 Outcome::NoRoom => Err(SendError::NoRoom),
+                Outcome::NoUser => Err(SendError::NoUser),
                 Outcome::Duplicate { id, seq, ts } => Ok(Ack {
                     id,
                     seq,

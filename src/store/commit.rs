@@ -2,14 +2,21 @@
 //! (one transaction, one round trip). Seqs are handed out by bumping each room's `last_seq` in
 //! that same statement, so they are gapless and unique across nodes. A message whose
 //! `(room, user, client_msg_id)` is already stored is not stored again; its original row is
-//! returned instead.
+//! returned instead. This statement is the only writer of `messages`: it stores a row only when
+//! its room and its user exist, which is why the table needs no foreign keys (see migration 5).
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::sql_types::{
+    Array, BigInt, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::error::{StoreError, StoreResult};
+use super::prepared::walk_sql;
 
 /// A message waiting for its seq.
 #[derive(Debug, Clone)]
@@ -35,20 +42,24 @@ pub enum Outcome {
     },
     /// The room no longer exists.
     NoRoom,
+    /// The sender's user does not exist (a validly signed token for a user this database does
+    /// not know). Refused alone, without failing the rest of the batch.
+    NoUser,
 }
 
 #[derive(diesel::QueryableByName)]
 struct Row {
     #[diesel(sql_type = Integer)]
     ord: i32,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(sql_type = BigInt)]
     seq: i64,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
-    #[diesel(sql_type = Bool)]
-    duplicate: bool,
+    /// `stored`, `duplicate` or `no_user`.
+    #[diesel(sql_type = Text)]
+    kind: String,
 }
 
 const COMMIT_SQL: &str = r"
@@ -57,16 +68,19 @@ WITH input AS (
                          $7::timestamptz[])
         AS t(ord, id, room_id, user_id, body, client_msg_id, created_at)
 ),
+known AS (
+    SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = i.user_id)
+),
 existing AS (
     SELECT i.ord, m.id, m.seq, m.created_at
-    FROM input i
+    FROM known i
     JOIN messages m ON m.room_id = i.room_id
                    AND m.user_id = i.user_id
                    AND m.client_msg_id = i.client_msg_id
     WHERE i.client_msg_id IS NOT NULL
 ),
 fresh AS (
-    SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.ord = i.ord)
+    SELECT i.* FROM known i WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.ord = i.ord)
 ),
 counts AS (
     SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
@@ -86,10 +100,47 @@ inserted AS (
     SELECT id, room_id, seq, user_id, body, client_msg_id, created_at FROM numbered
     RETURNING 1
 )
-SELECT ord, id, seq, created_at, false AS duplicate FROM numbered
+SELECT ord, id, seq, created_at, 'stored' AS kind FROM numbered
 UNION ALL
-SELECT ord, id, seq, created_at, true AS duplicate FROM existing
+SELECT ord, id, seq, created_at, 'duplicate' FROM existing
+UNION ALL
+SELECT ord, id, 0, created_at, 'no_user' FROM input i
+WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.ord = i.ord)
 ";
+
+/// The commit statement's parameters: one array per column.
+struct CommitStatement<'a> {
+    ords: Vec<i32>,
+    ids: Vec<Uuid>,
+    room_ids: Vec<i64>,
+    user_ids: Vec<Uuid>,
+    bodies: Vec<&'a str>,
+    client_msg_ids: Vec<Option<&'a str>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl QueryId for CommitStatement<'_> {
+    type QueryId = CommitStatement<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for CommitStatement<'_> {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for CommitStatement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        walk_sql(&mut out, COMMIT_SQL, |n, out| match n {
+            1 => out.push_bind_param::<Array<Integer>, _>(&self.ords),
+            2 => out.push_bind_param::<Array<SqlUuid>, _>(&self.ids),
+            3 => out.push_bind_param::<Array<BigInt>, _>(&self.room_ids),
+            4 => out.push_bind_param::<Array<SqlUuid>, _>(&self.user_ids),
+            5 => out.push_bind_param::<Array<Text>, _>(&self.bodies),
+            6 => out.push_bind_param::<Array<Nullable<Text>>, _>(&self.client_msg_ids),
+            _ => out.push_bind_param::<Array<Timestamptz>, _>(&self.created_at),
+        })
+    }
+}
 
 /// Stores `batch` in one statement and returns each message's outcome, in batch order. The
 /// caller must not put the same `(room, user, client_msg_id)` twice in one batch.
@@ -101,27 +152,18 @@ pub async fn commit_batch(
     batch: &[NewMessage],
 ) -> StoreResult<Vec<Outcome>> {
     let n = batch.len();
-    let ords: Vec<i32> = (0..n)
-        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
-        .collect();
-    let rows: Vec<Row> = diesel::sql_query(COMMIT_SQL)
-        .bind::<Array<Integer>, _>(ords)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(batch.iter().map(|m| m.id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(batch.iter().map(|m| m.room_id).collect::<Vec<_>>())
-        .bind::<Array<diesel::sql_types::Uuid>, _>(
-            batch.iter().map(|m| m.user_id).collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(batch.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(
-            batch
-                .iter()
-                .map(|m| m.client_msg_id.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Timestamptz>, _>(batch.iter().map(|m| m.ts).collect::<Vec<_>>())
-        .load(conn)
-        .await
-        .map_err(StoreError::from)?;
+    let statement = CommitStatement {
+        ords: (0..n)
+            .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect(),
+        ids: batch.iter().map(|m| m.id).collect(),
+        room_ids: batch.iter().map(|m| m.room_id).collect(),
+        user_ids: batch.iter().map(|m| m.user_id).collect(),
+        bodies: batch.iter().map(|m| m.body.as_str()).collect(),
+        client_msg_ids: batch.iter().map(|m| m.client_msg_id.as_deref()).collect(),
+        created_at: batch.iter().map(|m| m.ts).collect(),
+    };
+    let rows: Vec<Row> = statement.load(conn).await.map_err(StoreError::from)?;
 
     let mut outcomes = vec![Outcome::NoRoom; n];
     for row in rows {
@@ -131,14 +173,14 @@ pub async fn commit_batch(
         else {
             continue;
         };
-        *slot = if row.duplicate {
-            Outcome::Duplicate {
+        *slot = match row.kind.as_str() {
+            "stored" => Outcome::Stored { seq: row.seq },
+            "duplicate" => Outcome::Duplicate {
                 id: row.id,
                 seq: row.seq,
                 ts: row.created_at,
-            }
-        } else {
-            Outcome::Stored { seq: row.seq }
+            },
+            _ => Outcome::NoUser,
         };
     }
     Ok(outcomes)

@@ -9,6 +9,7 @@ pub mod error;
 pub mod history;
 pub mod migrate;
 pub mod pool;
+pub mod prepared;
 pub mod rooms;
 pub mod schema;
 pub mod search;

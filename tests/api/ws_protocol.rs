@@ -325,6 +325,63 @@ async fn repeating_a_client_msg_id_returns_the_original_ack_without_a_second_mes
     assert_eq!(rows, 2);
 }
 
+/// A validly signed token for a user the database does not know must not poison the commit
+/// batch it lands in: its sends are refused alone, everyone else's are stored.
+#[actix_web::test]
+async fn a_send_from_an_unknown_user_is_refused_alone() {
+    let (db, node) = single_node(&[]).await;
+    let alice = node.register("alice").await;
+    node.create_room(&alice, "general", false).await;
+    let keys = bosar_chat::auth::JwtKeys::new(JWT_SECRET.as_bytes(), Duration::from_secs(600));
+    let ghost = keys.issue(uuid::Uuid::now_v7(), "ghost", None).unwrap();
+    let mut sender = WsClient::connect(&node, &alice).await;
+    let mut stranger = WsClient::connect(&node, &ghost).await;
+    sender.join("general", None).await;
+    stranger.join("general", None).await;
+
+    // Interleaved without waiting, so that both land in the same commit batches.
+    for n in 0..20 {
+        stranger
+            .send(json!({"type": "send", "room": "general", "body": "boo", "ref": format!("g{n}")}))
+            .await;
+        sender
+            .send(json!({"type": "send", "room": "general", "body": "hi", "ref": format!("a{n}")}))
+            .await;
+    }
+    let mut refused = 0;
+    while refused < 20 {
+        let frame = stranger.recv_json().await;
+        match frame["type"].as_str() {
+            Some("error") => {
+                assert_eq!(frame["code"], "unauthorized", "{frame}");
+                refused += 1;
+            }
+            Some("message") => assert_eq!(frame["body"], "hi", "{frame}"),
+            _ => {}
+        }
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 20 {
+        let frame = sender.recv_json().await;
+        match frame["type"].as_str() {
+            Some("ack") => acked.push(frame["seq"].as_i64().unwrap()),
+            Some("message" | "presence") => {}
+            _ => panic!("alice got {frame}"),
+        }
+    }
+    assert_eq!(acked, (1..=20).collect::<Vec<_>>());
+
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.connect().await;
+    let rows: i64 = bosar_chat::store::schema::messages::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 20);
+}
+
 #[actix_web::test]
 async fn presence_and_typing_reach_the_other_members() {
     let (_db, node) = single_node(&[]).await;

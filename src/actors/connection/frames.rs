@@ -25,6 +25,7 @@ type Ctx = ws::WebsocketContext<Connection>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     NotJoined,
@@ -38,6 +39,7 @@ impl Code {
     fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::NotJoined => "not_joined",
@@ -399,6 +401,11 @@ impl Connection {
                 Ok(Err(SendError::NoRoom)) => {
                     conn.error(ctx, r, refuse(Code::NotFound, "the room no longer exists"));
                 }
+                Ok(Err(SendError::NoUser)) => conn.error(
+                    ctx,
+                    r,
+                    refuse(Code::Unauthorized, "the token's account does not exist"),
+                ),
                 Ok(Err(SendError::Unavailable)) | Err(_) => conn.error(
                     ctx,
                     r,
