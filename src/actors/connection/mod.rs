@@ -181,16 +181,36 @@ impl Connection {
         self.send_text(ctx, welcome);
     }
 
-    fn start_heartbeat(&self, ctx: &mut ws::WebsocketContext<Self>) {
-        let ws = &self.state.config.ws;
-        let (interval, idle) = (ws.heartbeat, ws.idle_timeout);
-        ctx.run_interval(interval, move |conn, ctx| {
-            if conn.last_seen.elapsed() > idle {
-                conn.close(ctx, close::GOING_AWAY, "idle timeout");
-            } else {
-                ctx.ping(b"");
-            }
-        });
+    /// Pings every `heartbeat`, on a grid shared by every connection of the node (see
+    /// [`until_next_beat`]); closes the connection once it has been silent for `idle_timeout`.
+    fn schedule_heartbeat(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.run_later(
+            until_next_beat(self.state.config.ws.heartbeat),
+            |conn, ctx| {
+                if conn.last_seen.elapsed() > conn.state.config.ws.idle_timeout {
+                    conn.close(ctx, close::GOING_AWAY, "idle timeout");
+                } else {
+                    ctx.ping(b"");
+                    conn.schedule_heartbeat(ctx);
+                }
+            },
+        );
+    }
+}
+
+/// Heartbeats fall on whole seconds of a node-wide clock: between `interval` − 1 s and
+/// `interval` from now. A worker thread then wakes once a second for all the connections due
+/// in that second, instead of once per connection at scattered times; with tens of thousands
+/// of idle connections the wake-ups, not the pings, were most of their CPU.
+fn until_next_beat(interval: std::time::Duration) -> std::time::Duration {
+    const GRID_NANOS: u128 = 1_000_000_000;
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let since = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() % GRID_NANOS;
+    let late = std::time::Duration::from_nanos(u64::try_from(since).unwrap_or(0));
+    if interval > std::time::Duration::from_secs(2) {
+        interval - late
+    } else {
+        interval // short intervals (tests) keep their exact period
     }
 }
 
@@ -200,7 +220,7 @@ impl Actor for Connection {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.state.metrics.connections.inc();
         self.state.connections.lock().insert(self.id, ctx.address());
-        self.start_heartbeat(ctx);
+        self.schedule_heartbeat(ctx);
         match self.session.take() {
             Some(session) => self.authenticated(ctx, session),
             None => {
@@ -324,6 +344,27 @@ impl Handler<Restart> for Connection {
             ctx,
             close::RESTARTING,
             "server restarting; reconnect and rejoin with since",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::until_next_beat;
+
+    #[test]
+    fn beats_fall_within_the_last_second_of_the_interval() {
+        let interval = Duration::from_secs(25);
+        for _ in 0..3 {
+            let next = until_next_beat(interval);
+            assert!(next <= interval && next > interval - Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert_eq!(
+            until_next_beat(Duration::from_millis(500)),
+            Duration::from_millis(500)
         );
     }
 }
