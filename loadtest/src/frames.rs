@@ -72,9 +72,11 @@ pub fn unix_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-/// A message body: `t=<unix nanos>;c=<client>;n=<number>;` padded with `x` to `size` bytes.
-pub fn body(sent_at_nanos: u64, client: usize, n: u64, size: usize) -> String {
-    let mut body = format!("t={sent_at_nanos};c={client};n={n};");
+/// A message body: `t=<unix nanos>;c=<client>;n=<number>;h=<node index>;` padded with `x` to
+/// `size` bytes. `h` is the node the sender was connected to, so that a receiver can tell a
+/// cross-node delivery from a local one.
+pub fn body(sent_at_nanos: u64, client: usize, n: u64, node: usize, size: usize) -> String {
+    let mut body = format!("t={sent_at_nanos};c={client};n={n};h={node};");
     if body.len() < size {
         body.extend(std::iter::repeat_n('x', size - body.len()));
     }
@@ -84,6 +86,15 @@ pub fn body(sent_at_nanos: u64, client: usize, n: u64, size: usize) -> String {
 /// The send timestamp of a body that [`body`] made; `None` for anyone else's messages.
 pub fn sent_at(body: &str) -> Option<u64> {
     body.strip_prefix("t=")?.split(';').next()?.parse().ok()
+}
+
+/// The index of the node the sender of a [`body`] was connected to.
+pub fn sent_via(body: &str) -> Option<usize> {
+    body.split(';')
+        .take(4)
+        .find_map(|field| field.strip_prefix("h="))?
+        .parse()
+        .ok()
 }
 
 /// The `client_msg_id` of message `n` of client `client`; also used as the send frame's `ref`,
@@ -103,9 +114,11 @@ mod tests {
 
     #[test]
     fn bodies_carry_their_timestamp_and_are_padded() {
-        let b = body(1_700_000_000_123_456_789, 7, 42, 64);
+        let b = body(1_700_000_000_123_456_789, 7, 42, 1, 64);
         assert_eq!(b.len(), 64);
         assert_eq!(sent_at(&b), Some(1_700_000_000_123_456_789));
+        assert_eq!(sent_via(&b), Some(1));
+        assert_eq!(sent_via("t=1;c=2;n=3;xxxx"), None);
         assert_eq!(sent_at("hello"), None);
         assert_eq!(message_number(&client_msg_id(12, 99)), Some(99));
     }

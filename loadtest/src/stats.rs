@@ -58,6 +58,8 @@ impl Second {
 
 struct Shard {
     deliver: Histogram<u64>,
+    /// Deliveries whose sender was connected to another node than the receiver.
+    cross_node: Histogram<u64>,
     ack: Histogram<u64>,
     connect: Histogram<u64>,
     rejoin: Histogram<u64>,
@@ -68,6 +70,7 @@ impl Shard {
     fn new() -> Self {
         Self {
             deliver: histogram(3),
+            cross_node: histogram(3),
             ack: histogram(3),
             connect: histogram(3),
             rejoin: histogram(3),
@@ -132,13 +135,17 @@ impl Stats {
         shard.second(second).acked += 1;
     }
 
-    /// One delivery; `latency` when the body carried a timestamp of ours.
-    pub fn delivered(&self, client: usize, latency: Option<Duration>) {
+    /// One delivery; `latency` when the body carried a timestamp of ours, `cross_node` when its
+    /// sender was connected to another node.
+    pub fn delivered(&self, client: usize, latency: Option<Duration>, cross_node: bool) {
         self.live.delivered.fetch_add(1, Ordering::Relaxed);
         let second = self.now_second();
         let mut shard = self.shard(client);
         if let Some(latency) = latency {
             shard.deliver.saturating_record(micros(latency));
+            if cross_node {
+                shard.cross_node.saturating_record(micros(latency));
+            }
             shard
                 .second(second)
                 .deliver_latency
@@ -182,6 +189,7 @@ impl Stats {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Same bounds everywhere, so adding cannot fail.
             let _ = merged.deliver.add(&shard.deliver);
+            let _ = merged.cross_node.add(&shard.cross_node);
             let _ = merged.ack.add(&shard.ack);
             let _ = merged.connect.add(&shard.connect);
             let _ = merged.rejoin.add(&shard.rejoin);
@@ -200,6 +208,7 @@ impl Stats {
             .clone();
         Snapshot {
             deliver: Percentiles::of(&merged.deliver),
+            cross_node: Percentiles::of(&merged.cross_node),
             ack: Percentiles::of(&merged.ack),
             connect: Percentiles::of(&merged.connect),
             rejoin: Percentiles::of(&merged.rejoin),
@@ -275,6 +284,8 @@ pub struct SecondPoint {
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub deliver: Percentiles,
+    /// The part of `deliver` that crossed nodes (empty with one node).
+    pub cross_node: Percentiles,
     pub ack: Percentiles,
     pub connect: Percentiles,
     pub rejoin: Percentiles,
@@ -292,13 +303,19 @@ mod tests {
         for client in 0..8 {
             stats.sent(client);
             stats.acked(client, Duration::from_millis(2));
-            stats.delivered(client, Some(Duration::from_millis(client as u64 + 1)));
+            stats.delivered(
+                client,
+                Some(Duration::from_millis(client as u64 + 1)),
+                client % 2 == 1,
+            );
         }
-        stats.delivered(0, None);
+        stats.delivered(0, None, false);
         stats.error("rate_limited");
         stats.error("rate_limited");
         let snap = stats.snapshot();
         assert_eq!(snap.deliver.count, 8);
+        assert_eq!(snap.cross_node.count, 4);
+        assert!((snap.cross_node.max_ms - 8.0).abs() < 0.01);
         assert!((snap.ack.p50_ms - 2.0).abs() < 0.01);
         assert!((snap.deliver.max_ms - 8.0).abs() < 0.01);
         assert_eq!(snap.seconds[0].delivered, 9);

@@ -85,9 +85,17 @@ fresh AS (
 counts AS (
     SELECT room_id, count(*) AS n FROM fresh GROUP BY room_id
 ),
+-- Rooms are locked in id order, so that two nodes committing into overlapping sets of rooms
+-- wait for each other instead of deadlocking.
+locked AS MATERIALIZED (
+    SELECT r.id FROM rooms r
+    WHERE r.id IN (SELECT room_id FROM counts)
+    ORDER BY r.id
+    FOR NO KEY UPDATE
+),
 bumped AS (
     UPDATE rooms r SET last_seq = r.last_seq + c.n
-    FROM counts c
+    FROM counts c JOIN locked l ON l.id = c.room_id
     WHERE r.id = c.room_id
     RETURNING r.id, r.last_seq - c.n AS base
 ),

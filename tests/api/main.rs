@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod cluster;
+mod commit;
 mod delivery;
 mod embed_openai;
 mod health;

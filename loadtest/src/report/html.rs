@@ -84,6 +84,7 @@ pub fn render(report: &Report) -> String {
     let s = &report.stats;
     for (name, p) in [
         ("send→deliver", &s.deliver),
+        ("  cross-node", &s.cross_node),
         ("send→ack", &s.ack),
         ("connect", &s.connect),
         ("drop→caught up", &s.rejoin),

@@ -50,6 +50,7 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let s = &report.stats;
     for (name, p) in [
         ("send→deliver", &s.deliver),
+        ("  cross-node", &s.cross_node),
         ("send→ack", &s.ack),
         ("connect", &s.connect),
         ("drop→caught up", &s.rejoin),

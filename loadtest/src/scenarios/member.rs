@@ -322,7 +322,8 @@ impl Member {
     }
 
     async fn write_send(&self, ws: &mut Ws, n: u64, nanos: u64, size: usize) -> anyhow::Result<()> {
-        let body = frames::body(nanos, self.plan.id, n, size);
+        let node = self.node % self.shared.nodes.len();
+        let body = frames::body(nanos, self.plan.id, n, node, size);
         let id = frames::client_msg_id(self.plan.id, n);
         let frame = ClientFrame::Send {
             room: &self.plan.room,
@@ -359,12 +360,15 @@ impl Member {
                     self.shared.stats.error("message without seq");
                     return;
                 };
-                let latency = frame
-                    .body
-                    .as_deref()
+                let body = frame.body.as_deref();
+                let latency = body
                     .and_then(frames::sent_at)
                     .map(|t| Duration::from_nanos(frames::unix_nanos().saturating_sub(t)));
-                self.shared.stats.delivered(self.plan.id, latency);
+                let here = self.node % self.shared.nodes.len();
+                let cross_node = body.and_then(frames::sent_via).is_some_and(|h| h != here);
+                self.shared
+                    .stats
+                    .delivered(self.plan.id, latency, cross_node);
                 let observation = self.tracker.observe(seq);
                 if observation != Observation::InOrder && self.examples.len() < EXAMPLES {
                     self.examples.push(format!(
