@@ -91,8 +91,10 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome
             .map(|i| rooms_made[if hot { 0 } else { i % rooms_made.len() }].clone())
             .collect()
     };
+    // `cargo bench --bench commit -- open` runs the open-loop rows alone, on a fresh table.
+    let only_open = std::env::args().skip(1).any(|a| a == "open");
     let mut rows = Vec::new();
-    for senders in [1usize, 20, 200] {
+    for senders in [1usize, 20, 200].into_iter().filter(|_| !only_open) {
         for (layout, hot) in [("many", false), ("one hot", true)] {
             if senders == 1 && hot {
                 continue; // the same as "many" with one sender

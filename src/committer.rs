@@ -254,10 +254,15 @@ impl Lane {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let timer = self.metrics.commit_seconds.start_timer();
             let conn = self.connection().await?;
             let result = tokio::time::timeout(COMMIT_TIMEOUT, commit_batch(conn, batch))
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Unavailable("commit timed out".into())));
+            timer.observe_duration();
+            self.metrics
+                .commit_batch_messages
+                .observe(batch.len() as f64);
             match result {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(StoreError::Conflict) if attempts < 3 => continue,
@@ -279,10 +284,26 @@ impl Lane {
             .await
             .map_err(|_| StoreError::Unavailable("connect timed out".into()))?
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            self.conn = Some(conn);
+            self.conn = Some(prepare_lane_session(conn).await?);
         }
         self.conn
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("no connection".into()))
     }
+}
+
+/// The commit statement is planned once per connection and then reused (see
+/// `store::prepared`). Left to itself, PostgreSQL keeps planning it afresh for each batch when
+/// the first few batches were small (their custom plans looked cheaper than the generic one),
+/// which cost several milliseconds of database CPU per batch; the generic plan suits every batch
+/// size, so the lane asks for it.
+async fn prepare_lane_session(
+    mut conn: AsyncPgConnection,
+) -> Result<AsyncPgConnection, StoreError> {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut conn)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(conn)
 }

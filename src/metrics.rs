@@ -32,6 +32,9 @@ pub struct Metrics {
     pub bus_received: IntCounter,
     /// Messages rooms read from PostgreSQL to fill gaps or catch up.
     pub catch_up_messages: IntCounter,
+    /// Group commit: how long each batch's statement took, and how many messages it held.
+    pub commit_seconds: Histogram,
+    pub commit_batch_messages: Histogram,
 }
 
 impl Metrics {
@@ -69,6 +72,17 @@ impl Metrics {
                 "catch_up_messages_total",
                 "Messages read from PostgreSQL to fill delivery gaps",
             )?,
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "commit_seconds",
+                    "Group commit: one batch's statement, from send to answer",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_25, 2.0, 14)?),
+            )?,
+            commit_batch_messages: Histogram::with_opts(
+                HistogramOpts::new("commit_batch_messages", "Group commit: messages per batch")
+                    .buckets(prometheus::exponential_buckets(1.0, 2.0, 11)?),
+            )?,
             registry,
         };
         let info = IntGaugeVec::new(
@@ -91,6 +105,8 @@ impl Metrics {
         r.register(Box::new(metrics.bus_published.clone()))?;
         r.register(Box::new(metrics.bus_received.clone()))?;
         r.register(Box::new(metrics.catch_up_messages.clone()))?;
+        r.register(Box::new(metrics.commit_seconds.clone()))?;
+        r.register(Box::new(metrics.commit_batch_messages.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
