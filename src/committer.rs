@@ -25,8 +25,6 @@ use crate::protocol::message::now_millis;
 use crate::store::StoreError;
 use crate::store::commit::{NewMessage, Outcome, commit_batch};
 
-/// Lanes per node. Two keep both cores busy with one batch each in flight.
-const LANES: usize = 2;
 /// Most messages one statement stores.
 const MAX_BATCH: usize = 1024;
 /// Messages a lane holds before senders are told `unavailable`.
@@ -85,7 +83,7 @@ impl Committer {
         bus: Option<Addr<Bus>>,
     ) -> Self {
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let lanes: Vec<_> = (0..LANES)
+        let lanes: Vec<_> = (0..database.commit_lanes.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let lane = Lane {

@@ -79,6 +79,10 @@ pub struct DatabaseConfig {
     /// `DATABASE_CA_FILE` (optional): extra PEM roots trusted for `sslmode=verify-ca` and
     /// `verify-full` (for RDS, Amazon's RDS CA bundle).
     pub ca_file: Option<std::path::PathBuf>,
+    /// `COMMIT_LANES` (default 2): group-commit lanes of this node, each with its own database
+    /// connection and one batch in flight. More lanes commit more in parallel; fewer make bigger
+    /// batches, which costs the database less when several nodes write into the same rooms.
+    pub commit_lanes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -358,10 +362,12 @@ impl DatabaseConfig {
             ));
         }
         let pool_size = r.positive("DATABASE_POOL_SIZE", 16)?;
+        let commit_lanes = r.positive("COMMIT_LANES", 2)?;
         Ok(Self {
             url,
             pool_size: usize::try_from(pool_size).unwrap_or(16),
             ca_file,
+            commit_lanes: usize::try_from(commit_lanes).unwrap_or(2),
         })
     }
 
@@ -371,6 +377,7 @@ impl DatabaseConfig {
             url: url.to_owned(),
             pool_size: 4,
             ca_file: None,
+            commit_lanes: 2,
         }
     }
 }
