@@ -60,6 +60,10 @@ impl Application {
                 .configure(crate::http::routes)
         })
         .workers(workers)
+        // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds
+        // a frame back while an earlier one is unacknowledged, and the peer's delayed ACK turns
+        // that into 40 ms stalls.
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(grace.as_secs())
         .listen(listener)?
