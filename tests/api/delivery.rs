@@ -14,17 +14,6 @@ use crate::helpers::{
 /// No rate limit to speak of: these tests measure delivery, not throttling.
 const FAST: [(&str, &str); 2] = [("WS_RATE_PER_SEC", "100000"), ("WS_RATE_BURST", "100000")];
 
-async fn row_count(db: &TestDb) -> i64 {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    let mut conn = db.connect().await;
-    bosar_chat::store::schema::messages::table
-        .count()
-        .get_result(&mut conn)
-        .await
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn twenty_senders_of_a_hundred_each_every_receiver_sees_1_to_2000_in_order() {
     let (db, node) = single_node(&FAST).await;
@@ -63,7 +52,7 @@ async fn twenty_senders_of_a_hundred_each_every_receiver_sees_1_to_2000_in_order
         let seqs = task.await.unwrap();
         assert_eq!(seqs, (1..=2000).collect::<Vec<_>>());
     }
-    assert_eq!(row_count(&db).await, 2000);
+    assert_eq!(db.message_count().await, 2000);
 }
 
 #[actix_web::test]
@@ -212,7 +201,7 @@ async fn sends_while_the_database_is_down_are_unavailable_and_retries_store_once
     }
     assert_eq!(ack["seq"], 2, "{ack}");
     assert_eq!(ws.recv_type("message").await["seq"], 2);
-    assert_eq!(row_count(&db).await, 2);
+    assert_eq!(db.message_count().await, 2);
 }
 
 #[actix_web::test]

@@ -9,7 +9,7 @@ use diesel_migrations::MigrationHarness;
 use bosar_chat::config::DatabaseConfig;
 use bosar_chat::store::migrate::{self, MIGRATIONS};
 
-use crate::helpers::TestDb;
+use crate::helpers::{TestDb, migration_count};
 
 #[derive(diesel::QueryableByName)]
 struct Name {
@@ -30,7 +30,7 @@ async fn applying_twice_is_a_no_op() {
     let first = migrate::run_pending(&DatabaseConfig::for_url(&db.url))
         .await
         .expect("first run");
-    assert_eq!(first.len(), 4, "{first:?}");
+    assert_eq!(first.len(), migration_count(), "{first:?}");
     assert!(
         first[0].contains("enable_vector") || first[0].starts_with("2026"),
         "{first:?}"
@@ -97,9 +97,9 @@ async fn every_migration_reverts_and_reapplies() {
         let mut conn =
             AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).expect("connect");
         let reverted = conn.revert_all_migrations(MIGRATIONS).expect("revert all");
-        assert_eq!(reverted.len(), 4);
+        assert_eq!(reverted.len(), migration_count());
         let applied = conn.run_pending_migrations(MIGRATIONS).expect("reapply");
-        assert_eq!(applied.len(), 4);
+        assert_eq!(applied.len(), migration_count());
     })
     .await
     .expect("migration thread");

@@ -60,6 +60,17 @@ impl TestDb {
             .await
             .expect("connect to the test database")
     }
+
+    /// Rows in `messages`.
+    pub async fn message_count(&self) -> i64 {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        bosar_chat::store::schema::messages::table
+            .count()
+            .get_result(&mut self.connect().await)
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for TestDb {

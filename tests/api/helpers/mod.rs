@@ -39,3 +39,12 @@ pub fn host_port(url: &str) -> String {
 pub fn with_host_port(url: &str, new_host_port: &str) -> String {
     url.replacen(&host_port(url), new_host_port, 1)
 }
+
+/// How many migrations the binary embeds.
+pub fn migration_count() -> usize {
+    diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(
+        &bosar_chat::store::migrate::MIGRATIONS,
+    )
+    .expect("embedded migrations")
+    .len()
+}
