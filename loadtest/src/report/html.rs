@@ -82,20 +82,12 @@ pub fn render(report: &Report) -> String {
     }
     page.push_str("<h2>Latency (ms)</h2><table><tr><th></th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
     let s = &report.stats;
-    for (name, p) in [
-        ("send→deliver", &s.deliver),
-        ("  cross-node", &s.cross_node),
-        ("send→ack", &s.ack),
-        ("connect", &s.connect),
-        ("drop→caught up", &s.rejoin),
-    ] {
-        if p.count > 0 {
-            let _ = write!(
-                page,
-                "<tr><td>{name}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
-                p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
-            );
-        }
+    for (name, p) in report.latencies() {
+        let _ = write!(
+            page,
+            "<tr><td>{name}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+            p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
+        );
     }
     page.push_str("</table>");
 

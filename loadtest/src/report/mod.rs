@@ -108,6 +108,20 @@ impl Report {
     }
 
     /// Deliveries per second over the traffic period.
+    /// The latency distributions that have samples, named for the table and the page.
+    pub fn latencies(&self) -> impl Iterator<Item = (&'static str, &crate::stats::Percentiles)> {
+        let s = &self.stats;
+        [
+            ("send→deliver", &s.deliver),
+            ("  cross-node", &s.cross_node),
+            ("send→ack", &s.ack),
+            ("connect", &s.connect),
+            ("drop→caught up", &s.rejoin),
+        ]
+        .into_iter()
+        .filter(|(_, p)| p.count > 0)
+    }
+
     pub fn delivery_rate(&self) -> f64 {
         if self.traffic_secs > 0.0 {
             self.stats.deliver.count as f64 / self.traffic_secs

@@ -48,16 +48,8 @@ pub fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
         "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
     )?;
     let s = &report.stats;
-    for (name, p) in [
-        ("send→deliver", &s.deliver),
-        ("  cross-node", &s.cross_node),
-        ("send→ack", &s.ack),
-        ("connect", &s.connect),
-        ("drop→caught up", &s.rejoin),
-    ] {
-        if p.count > 0 {
-            row(out, name, p)?;
-        }
+    for (name, p) in report.latencies() {
+        row(out, name, p)?;
     }
     if report.delivery.is_some() {
         let sent: u64 = s.seconds.iter().map(|p| p.sent).sum();
