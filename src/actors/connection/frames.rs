@@ -8,6 +8,7 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 use tokio::sync::oneshot;
 
+use super::acks::Answered;
 use super::{Connection, JoinedRoom, close};
 use crate::actors::messages::{Join, JoinInfo, Leave, Typing};
 use crate::committer::{Pending, SendError};
@@ -382,40 +383,57 @@ impl Connection {
             reply: tx,
         });
         let room = name.clone();
+        let ticket = self.acks.issue();
         ctx.spawn(rx.into_actor(self).map(move |answer, conn, ctx| {
-            let r = reference.as_deref();
-            match answer {
-                Ok(Ok(ack)) => {
-                    conn.send_frame(
-                        ctx,
-                        &ServerFrame::Ack {
-                            room: &room,
-                            id: ack.id,
-                            seq: ack.seq,
-                            ts: ack.ts,
-                            client_msg_id: echoed_id.as_deref(),
-                            reference: r,
-                        },
-                    );
-                }
-                Ok(Err(SendError::NoRoom)) => {
-                    conn.error(ctx, r, refuse(Code::NotFound, "the room no longer exists"));
-                }
-                Ok(Err(SendError::NoUser)) => conn.error(
-                    ctx,
-                    r,
-                    refuse(Code::Unauthorized, "the token's account does not exist"),
-                ),
-                Ok(Err(SendError::Unavailable)) | Err(_) => conn.error(
-                    ctx,
-                    r,
-                    refuse(
-                        Code::Unavailable,
-                        "not stored; retry with the same client_msg_id",
-                    ),
-                ),
+            conn.acks.answered(
+                ticket,
+                Answered {
+                    room,
+                    client_msg_id: echoed_id,
+                    reference,
+                    answer,
+                },
+            );
+            while let Some(answered) = conn.acks.next_ready() {
+                conn.answer_send(ctx, answered);
             }
         }));
+    }
+
+    /// The ack of a committed send, or why it was not stored.
+    fn answer_send(&mut self, ctx: &mut Ctx, answered: Answered) {
+        let r = answered.reference.as_deref();
+        match answered.answer {
+            Ok(Ok(ack)) => {
+                self.send_frame(
+                    ctx,
+                    &ServerFrame::Ack {
+                        room: &answered.room,
+                        id: ack.id,
+                        seq: ack.seq,
+                        ts: ack.ts,
+                        client_msg_id: answered.client_msg_id.as_deref(),
+                        reference: r,
+                    },
+                );
+            }
+            Ok(Err(SendError::NoRoom)) => {
+                self.error(ctx, r, refuse(Code::NotFound, "the room no longer exists"));
+            }
+            Ok(Err(SendError::NoUser)) => self.error(
+                ctx,
+                r,
+                refuse(Code::Unauthorized, "the token's account does not exist"),
+            ),
+            Ok(Err(SendError::Unavailable)) | Err(_) => self.error(
+                ctx,
+                r,
+                refuse(
+                    Code::Unavailable,
+                    "not stored; retry with the same client_msg_id",
+                ),
+            ),
+        }
     }
 
     fn on_history(

@@ -1,7 +1,8 @@
 //! One WebSocket connection: authentication, heartbeats, limits, and the frames of one client.
-//! Frame handling lives in [`frames`]; the outbound byte budget in [`outbound`]; rate and abuse
+//! Frame handling lives in [`frames`]; answers to sends are put in order by [`acks`]; the outbound byte budget in [`outbound`]; rate and abuse
 //! limits in [`limits`]; the `search` frame in [`search`].
 
+mod acks;
 mod frames;
 pub mod limits;
 pub mod outbound;
@@ -107,6 +108,7 @@ pub struct Connection {
     /// A fragmented text message being reassembled (`None` for binary ones, which are refused).
     fragments: Option<Option<BytesMut>>,
     expiry: Option<SpawnHandle>,
+    acks: self::acks::AckQueue,
 }
 
 impl Connection {
@@ -128,6 +130,7 @@ impl Connection {
             outbound,
             fragments: None,
             expiry: None,
+            acks: self::acks::AckQueue::default(),
         }
     }
 
