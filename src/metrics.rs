@@ -75,7 +75,7 @@ impl Metrics {
             commit_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "commit_seconds",
-                    "Group commit: one batch's statement, from send to answer",
+                    "Group commit: one batch's statement (getting the connection included)",
                 )
                 .buckets(prometheus::exponential_buckets(0.000_25, 2.0, 14)?),
             )?,

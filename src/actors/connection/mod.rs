@@ -1,6 +1,7 @@
 //! One WebSocket connection: authentication, heartbeats, limits, and the frames of one client.
-//! Frame handling lives in [`frames`]; answers to sends are put in order by [`acks`]; the outbound byte budget in [`outbound`]; rate and abuse
-//! limits in [`limits`]; the `search` frame in [`search`].
+//! Frame handling lives in [`frames`]; answers to sends are put in send order by [`acks`]; the
+//! outbound byte budget in [`outbound`]; rate and abuse limits in [`limits`]; the `search` frame
+//! in [`search`].
 
 mod acks;
 mod frames;
