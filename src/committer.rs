@@ -83,7 +83,7 @@ impl Committer {
         bus: Option<Addr<Bus>>,
     ) -> Self {
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let lanes: Vec<_> = (0..database.commit_lanes.max(1))
+        let lanes: Vec<_> = (0..database.commit_lanes)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let lane = Lane {
