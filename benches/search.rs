@@ -8,13 +8,16 @@
 //!
 //! It creates its own database `bosar_bench_search` on the server of `DATABASE_URL` (dropped at
 //! the end unless `--keep`), migrates it, and then:
-//! 1. loads `--messages` messages, embedded with the `hash` embedder, without the HNSW index:
+//! 1. loads `--messages` messages, embedded with the `hash` embedder, without a search index:
 //!    10 big rooms holding half of them and 500 small rooms sharing the other half;
-//! 2. times room-filtered searches (the service's own query) without the HNSW index;
-//! 3. builds the HNSW index (timed) and times the same searches again, with recall@10 against
-//!    exact results, and prints EXPLAIN ANALYZE for a big and a small room;
-//! 4. times the indexer (the service's own, with the index in place) draining a backlog, and
-//!    keeping up with a steady 5,000 new messages per second.
+//! 2. times room-filtered searches (the service's own query) without an index: exact results;
+//! 3. times the indexer (the service's own) draining a backlog, and keeping up with a steady
+//!    5,000 new messages per second;
+//! 4. builds the IVFFlat index with the service's own rebuild (timed), times the same searches
+//!    probing several fractions of its lists, with recall@10 against the exact results, prints
+//!    EXPLAIN ANALYZE for a big and a small room, and times the indexer again;
+//! 5. unless `--skip-hnsw`, replaces it with an HNSW index for comparison (build time, search
+//!    latency, recall, plans).
 //!
 //! Results are printed as Markdown for docs/benchmarks.md.
 
@@ -30,8 +33,10 @@ use anyhow::Context;
 use bosar_chat::config::DatabaseConfig;
 use bosar_chat::embed::hash::{HashEmbedder, embed_one};
 use bosar_chat::embed::indexer::{self, IndexerMetrics, IndexerOptions};
+use bosar_chat::embed::recluster::ReclusterOptions;
 use bosar_chat::metrics::Metrics;
-use bosar_chat::store::{DbPool, migrate, pool, search};
+use bosar_chat::store::search::Tuning;
+use bosar_chat::store::{DbPool, migrate, pool, search, vector_index};
 use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -45,6 +50,7 @@ struct Args {
     queries: usize,
     keep: bool,
     skip_indexer: bool,
+    skip_hnsw: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -53,6 +59,7 @@ fn args() -> anyhow::Result<Args> {
         queries: 200,
         keep: false,
         skip_indexer: false,
+        skip_hnsw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -61,6 +68,7 @@ fn args() -> anyhow::Result<Args> {
             "--queries" => args.queries = it.next().context("--queries N")?.parse()?,
             "--keep" => args.keep = true,
             "--skip-indexer" => args.skip_indexer = true,
+            "--skip-hnsw" => args.skip_hnsw = true,
             // `cargo bench` passes --bench to every bench binary.
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}"),
@@ -192,39 +200,106 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
 
     let pool = pool::build(&DatabaseConfig::for_url(url))?;
     let queries = make_queries(&words, &rooms, args.queries);
-    println!("## Without the HNSW index\n");
-    let exact = measure(&pool, &queries).await?;
-    explain(&mut conn, &queries).await?;
+    println!("## Without an index (exact search)\n");
+    let exact = measure(&pool, &queries, Tuning::default()).await?;
+    explain(&mut conn, &queries, &[]).await?;
     exec(&mut conn, "CREATE SEQUENCE bench_seq").await?;
     if !args.skip_indexer {
-        indexer_throughput(&mut conn, url, &words, "no HNSW index").await?;
+        indexer_throughput(&mut conn, url, &words, "no index").await?;
     }
 
-    println!("## Building the HNSW index\n");
+    println!("## The service's IVFFlat index\n");
+    let rows = vector_index::embedded_rows(&mut conn).await?;
+    let options = ReclusterOptions::default();
+    let lists = vector_index::lists_for(rows, options.min_rows, options.rows_per_list);
+    let started = Instant::now();
+    vector_index::rebuild(&mut conn, lists).await?;
+    println!(
+        "Built by the service's rebuild (`CREATE INDEX CONCURRENTLY`, {lists} lists for {rows} embedded messages): {:.1} s\n",
+        started.elapsed().as_secs_f64()
+    );
+    exec(&mut conn, "ANALYZE messages").await?;
+    for fraction in PROBE_FRACTIONS {
+        let tuning = Tuning {
+            probe_fraction: fraction,
+        };
+        let probes = ((lists as f64) * fraction).ceil().max(1.0);
+        let default = if fraction == Tuning::default().probe_fraction {
+            " (the service's default)"
+        } else {
+            ""
+        };
+        println!(
+            "### Probing {:.1} % of the lists: {probes} of {lists}{default}\n",
+            fraction * 100.0
+        );
+        let approximate = measure(&pool, &queries, tuning).await?;
+        recall(&exact, &approximate, &queries);
+    }
+    let probes = ((lists as f64) * Tuning::default().probe_fraction)
+        .ceil()
+        .max(1.0);
+    explain(
+        &mut conn,
+        &queries,
+        &[
+            "SET LOCAL ivfflat.iterative_scan = relaxed_order".to_owned(),
+            format!("SET LOCAL ivfflat.probes = {probes}"),
+        ],
+    )
+    .await?;
+    if !args.skip_indexer {
+        indexer_throughput(&mut conn, url, &words, "IVFFlat index in place").await?;
+    }
+    if args.skip_hnsw {
+        return Ok(());
+    }
+
+    println!("## For comparison: an HNSW index\n");
+    exec(&mut conn, &format!("DROP INDEX {}", vector_index::INDEX)).await?;
     exec(&mut conn, "SET maintenance_work_mem = '6GB'").await?;
     exec(&mut conn, "SET max_parallel_maintenance_workers = 2").await?;
     let started = Instant::now();
     exec(
         &mut conn,
-        "CREATE INDEX messages_embedding_hnsw_idx ON messages USING hnsw (embedding vector_cosine_ops)",
+        "CREATE INDEX messages_embedding_hnsw_idx ON messages
+         USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops)",
     )
     .await?;
     println!(
-        "CREATE INDEX (m=16, ef_construction=64, maintenance_work_mem=6GB, 2 parallel workers): {:.1} s\n",
+        "CREATE INDEX (HNSW over `halfvec(384)`, m=16, ef_construction=64, maintenance_work_mem=6GB, 2 parallel workers): {:.1} s\n",
         started.elapsed().as_secs_f64()
     );
     exec(&mut conn, "ANALYZE messages").await?;
-
-    println!("## With the HNSW index\n");
-    let approximate = measure(&pool, &queries).await?;
-    recall(&exact, &approximate, &queries);
-    explain(&mut conn, &queries).await?;
-
-    if !args.skip_indexer {
-        indexer_throughput(&mut conn, url, &words, "HNSW index in place").await?;
+    // HNSW's own settings, for every new session of a fresh pool.
+    for setting in HNSW_SETTINGS {
+        exec(
+            &mut conn,
+            &format!("ALTER DATABASE {DB_NAME} SET {setting}"),
+        )
+        .await?;
     }
+    let pool = pool::build(&DatabaseConfig::for_url(url))?;
+    let approximate = measure(&pool, &queries, Tuning::default()).await?;
+    recall(&exact, &approximate, &queries);
+    let local: Vec<String> = HNSW_SETTINGS
+        .iter()
+        .map(|s| format!("SET LOCAL {s}"))
+        .collect();
+    explain(&mut conn, &queries, &local).await?;
     Ok(())
 }
+
+/// The probe fractions compared; the service's default is among them.
+const PROBE_FRACTIONS: [f64; 4] = [0.005, 0.01, 0.02, 0.032];
+
+/// HNSW search settings for the comparison: the iterative scan (so the room filter still gets
+/// `limit` hits) and pgvector's defaults otherwise.
+const HNSW_SETTINGS: [&str; 3] = [
+    "hnsw.iterative_scan = relaxed_order",
+    "hnsw.ef_search = 40",
+    "hnsw.max_scan_tuples = 100000",
+];
 
 /// Room ids and sizes: (id, messages, big?).
 struct Rooms(Vec<(i64, i64, bool)>);
@@ -244,7 +319,8 @@ async fn load(conn: &mut AsyncPgConnection, words: &Words, total: i64) -> anyhow
         ),
     )
     .await?;
-    exec(conn, "DROP INDEX messages_embedding_hnsw_idx").await?;
+    // Loading without the search index; the phases below build the indexes they compare.
+    exec(conn, &format!("DROP INDEX {}", vector_index::INDEX)).await?;
     let per_big = total / 2 / BIG_ROOMS;
     let per_small = (total - per_big * BIG_ROOMS) / SMALL_ROOMS;
     let mut rooms = Vec::new();
@@ -344,11 +420,11 @@ fn make_queries(words: &Words, rooms: &Rooms, n: usize) -> Vec<Query> {
 
 /// Runs every query through the service's own search (embedding included) and prints the
 /// latency percentiles per room kind; returns each query's hit ids.
-async fn measure(pool: &DbPool, queries: &[Query]) -> anyhow::Result<Vec<Vec<uuid::Uuid>>> {
+async fn measure(pool: &DbPool, queries: &[Query], tuning: Tuning) -> anyhow::Result<Vec<Hits>> {
     let room: Arc<str> = Arc::from("bench");
     // Warm-up: the first queries pay for connections and cold pages.
     for q in queries.iter().take(20) {
-        search::nearest(pool, &room, q.room, embed_one(&q.text), 10).await?;
+        search::nearest_tuned(pool, &room, q.room, embed_one(&q.text), 10, tuning).await?;
     }
     let mut results = Vec::with_capacity(queries.len());
     let mut big = Vec::new();
@@ -356,7 +432,8 @@ async fn measure(pool: &DbPool, queries: &[Query]) -> anyhow::Result<Vec<Vec<uui
     let mut short = 0;
     for q in queries {
         let started = Instant::now();
-        let hits = search::nearest(pool, &room, q.room, embed_one(&q.text), 10).await?;
+        let hits =
+            search::nearest_tuned(pool, &room, q.room, embed_one(&q.text), 10, tuning).await?;
         let took = started.elapsed();
         if (hits.len() as i64) < q.room_size.min(10) {
             short += 1;
@@ -366,7 +443,10 @@ async fn measure(pool: &DbPool, queries: &[Query]) -> anyhow::Result<Vec<Vec<uui
         } else {
             small.push(took)
         }
-        results.push(hits.iter().map(|h| h.message.id).collect());
+        results.push(Hits {
+            ids: hits.iter().map(|h| h.message.id).collect(),
+            score: hits.iter().map(|h| h.score).sum(),
+        });
     }
     println!("| rooms | queries | p50 | p95 | p99 | max |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
@@ -393,39 +473,58 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn recall(exact: &[Vec<uuid::Uuid>], approximate: &[Vec<uuid::Uuid>], queries: &[Query]) {
+/// One query's hits: their ids, and the sum of their scores.
+struct Hits {
+    ids: Vec<uuid::Uuid>,
+    score: f64,
+}
+
+/// Prints, per room kind, recall@10 (the share of the exact top 10 found) and how similar the
+/// hits found are to the query compared with the exact top 10 (the ratio of their summed scores):
+/// with many near-ties, a missed hit is often replaced by one almost as close.
+fn recall(exact: &[Hits], approximate: &[Hits], queries: &[Query]) {
     for big in [true, false] {
         let (mut found, mut total) = (0usize, 0usize);
+        let (mut score, mut best) = (0.0, 0.0);
         for ((e, a), q) in exact.iter().zip(approximate).zip(queries) {
             if q.big != big {
                 continue;
             }
-            total += e.len();
-            found += e.iter().filter(|id| a.contains(id)).count();
+            total += e.ids.len();
+            found += e.ids.iter().filter(|id| a.ids.contains(id)).count();
+            score += a.score;
+            best += e.score;
         }
         let kind = if big { "big" } else { "small" };
         println!(
-            "Recall@10 against exact search, {kind} rooms: {:.3}",
-            found as f64 / total.max(1) as f64
+            "Against exact search, {kind} rooms: recall@10 {:.3}, summed similarity of the hits {:.3} of the exact top 10's",
+            found as f64 / total.max(1) as f64,
+            score / f64::max(best, f64::MIN_POSITIVE)
         );
     }
     println!();
 }
 
-async fn explain(conn: &mut AsyncPgConnection, queries: &[Query]) -> anyhow::Result<()> {
+async fn explain(
+    conn: &mut AsyncPgConnection,
+    queries: &[Query],
+    settings: &[String],
+) -> anyhow::Result<()> {
     for big in [true, false] {
         let Some(q) = queries.iter().find(|q| q.big == big) else {
             continue;
         };
         let vector = format!("{:?}", embed_one(&q.text));
         exec(conn, "BEGIN").await?;
-        exec(conn, "SET LOCAL hnsw.iterative_scan = relaxed_order").await?;
-        exec(conn, "SET LOCAL hnsw.max_scan_tuples = 100000").await?;
+        exec(conn, "SET LOCAL jit = off").await?;
+        for setting in settings {
+            exec(conn, setting).await?;
+        }
         let lines: Vec<Line> = diesel::sql_query(format!(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
              SELECT id, embedding <=> '{vector}' AS distance FROM messages
              WHERE room_id = {} AND embedding IS NOT NULL
-             ORDER BY embedding <=> '{vector}' LIMIT 10",
+             ORDER BY embedding::halfvec(384) <=> '{vector}'::halfvec(384) LIMIT 10",
             q.room
         ))
         .load(conn)
@@ -435,8 +534,14 @@ async fn explain(conn: &mut AsyncPgConnection, queries: &[Query]) -> anyhow::Res
         println!("EXPLAIN ANALYZE, {kind}:\n\n```");
         for line in lines {
             // The 384 numbers of the query vector say nothing: show them as a parameter.
-            let text = match (line.line.find("'["), line.line.find("]'::vector")) {
-                (Some(a), Some(b)) => format!("{}$query{}", &line.line[..a], &line.line[b + 10..]),
+            let text = match (line.line.find("'["), line.line.find("]'::")) {
+                (Some(a), Some(b)) => {
+                    let rest = &line.line[b + 4..];
+                    let type_end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '(' || c == ')'))
+                        .unwrap_or(rest.len());
+                    format!("{}$query{}", &line.line[..a], &rest[type_end..])
+                }
                 _ => line.line,
             };
             println!("{text}");

@@ -18,6 +18,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::watch;
 
 use super::Embedder;
+use super::recluster::{self, ReclusterMetrics, ReclusterOptions};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::embeddings;
@@ -78,23 +79,30 @@ impl IndexerMetrics {
     }
 }
 
-/// A running indexer; dropping the handle stops it after its current step.
+/// A running indexer (and what was started with it); dropping the handle stops it after its
+/// current step.
 pub struct IndexerHandle {
-    _stop: watch::Sender<()>,
+    stop: watch::Sender<()>,
 }
 
-/// Starts the node's indexer when an embedder is configured (`None` for `off`).
+/// Starts the node's indexer, and beside it the upkeep of the search index's clusters, when an
+/// embedder is configured (`None` for `off`).
 pub fn start(state: &AppState) -> anyhow::Result<Option<IndexerHandle>> {
     let Some(embedder) = state.embedder.clone() else {
         return Ok(None);
     };
     let metrics = IndexerMetrics::register(&state.metrics).context("registering metrics")?;
-    Ok(Some(spawn(
-        &state.config.database.url,
-        embedder,
-        metrics,
-        IndexerOptions::default(),
-    )))
+    let recluster_metrics =
+        ReclusterMetrics::register(&state.metrics).context("registering metrics")?;
+    let url = &state.config.database.url;
+    let handle = spawn(url, embedder, metrics, IndexerOptions::default());
+    recluster::spawn(
+        url,
+        recluster_metrics,
+        ReclusterOptions::default(),
+        handle.stop.subscribe(),
+    );
+    Ok(Some(handle))
 }
 
 /// Starts an indexer on the current actix (or tokio local) runtime.
@@ -119,7 +127,7 @@ pub fn spawn(
         "indexer started"
     );
     actix_rt::spawn(indexer.run(stopped));
-    IndexerHandle { _stop: stop }
+    IndexerHandle { stop }
 }
 
 struct Indexer {

@@ -1,6 +1,7 @@
 //! Message embeddings for semantic search: the [`Embedder`] trait every provider implements, the
-//! providers themselves (`hash` built in, `openai` over HTTP), and the background [`indexer`]
-//! that fills `messages.embedding` off the send path.
+//! providers themselves (`hash` built in, `openai` over HTTP), the background [`indexer`] that
+//! fills `messages.embedding` off the send path, and the [`recluster`] task that keeps the search
+//! index's clusters matched to the table.
 //!
 //! Every embedder returns vectors of [`DIMENSIONS`] floats, the width of the `vector(384)`
 //! column, so that providers can be switched without a migration (re-embedding is then a matter
@@ -9,6 +10,7 @@
 pub mod hash;
 pub mod indexer;
 pub mod openai;
+pub mod recluster;
 pub mod search;
 
 use std::sync::Arc;

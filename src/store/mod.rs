@@ -14,6 +14,7 @@ pub mod rooms;
 pub mod schema;
 pub mod search;
 pub mod users;
+pub mod vector_index;
 
 pub use error::{StoreError, StoreResult};
 pub use pool::{DbConn, DbPool};

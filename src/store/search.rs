@@ -1,10 +1,13 @@
-//! Nearest messages of one room to a query vector, by cosine distance over the HNSW index.
+//! Nearest messages of one room to a query vector, by cosine distance, through the IVFFlat index
+//! (see [`super::vector_index`]).
 //!
-//! A room is a filter on a table-wide index: an ordinary HNSW scan finds `ef_search` neighbours
-//! in the whole table and the filter may leave fewer than `limit` of them. pgvector 0.8's
-//! iterative scan (`hnsw.iterative_scan = relaxed_order`) keeps scanning until `limit` rows pass
-//! the filter (or `hnsw.max_scan_tuples` is reached). "Relaxed" means the index may hand rows back
-//! slightly out of order, so the outer query sorts the few hits again by their exact distance.
+//! The index clusters all messages of all rooms; a search scans the lists whose centroids are
+//! nearest to the query (`ivfflat.probes`, a fraction of the index's lists) and the room is a
+//! filter on what they hold. pgvector 0.8's iterative scan (`ivfflat.iterative_scan =
+//! relaxed_order`) probes further lists until `limit` rows pass the filter, so a room still gets
+//! `limit` hits. The index orders by the half-precision distance; the few hits are then sorted
+//! again by their exact distance, which is also their score. For a room small enough that reading
+//! all its messages is cheaper, the planner takes the `(room_id, seq)` index and an exact sort.
 
 use std::sync::Arc;
 
@@ -19,21 +22,40 @@ use super::error::{StoreError, StoreResult};
 use crate::protocol::Message;
 use crate::protocol::server::SearchHit;
 
-/// Candidates the HNSW scan keeps per step: at least pgvector's default, and twice the limit.
-fn ef_search(limit: i64) -> i64 {
-    (limit * 2).max(40)
+/// How much of the index a search scans before the room filter.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Lists probed, as a fraction of the index's lists (at least one list).
+    pub probe_fraction: f64,
 }
 
-/// Index tuples an iterative scan may visit before it gives up (pgvector's default is 20,000);
-/// higher keeps small rooms in a big table answered in full.
-const MAX_SCAN_TUPLES: i64 = 100_000;
+impl Default for Tuning {
+    /// 1 %: 10 of the 1,000 lists of a million-message table (see docs/benchmarks.md for the
+    /// latency and recall of other fractions).
+    fn default() -> Self {
+        Self {
+            probe_fraction: 0.01,
+        }
+    }
+}
+
+/// Sets, for the current transaction only, the probes for the index's current lists (the rebuilt
+/// index while it is being put in place), the iterative scan, and no JIT: compiling would cost
+/// more than the whole query.
+const SETTINGS_SQL: &str = "
+SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', true),
+       set_config('ivfflat.probes', greatest(1, ceil(coalesce((
+           SELECT max(split_part(o, '=', 2)::int) FROM pg_class c, unnest(c.reloptions) o
+           WHERE c.relname IN ('messages_embedding_ivfflat_idx', 'messages_embedding_ivfflat_next')
+             AND o LIKE 'lists=%'), 1) * $1))::int::text, true),
+       set_config('jit', 'off', true)";
 
 const NEAREST_SQL: &str = "
 WITH nearest AS MATERIALIZED (
     SELECT id, seq, user_id, body, client_msg_id, created_at, embedding <=> $2 AS distance
     FROM messages
     WHERE room_id = $1 AND embedding IS NOT NULL
-    ORDER BY embedding <=> $2
+    ORDER BY embedding::halfvec(384) <=> $2::halfvec(384)
     LIMIT $3
 )
 SELECT n.id, n.seq, u.username, n.body, n.client_msg_id, n.created_at, n.distance
@@ -67,22 +89,26 @@ pub async fn nearest(
     query: Vec<f32>,
     limit: i64,
 ) -> StoreResult<Vec<SearchHit>> {
+    nearest_tuned(pool, room, room_id, query, limit, Tuning::default()).await
+}
+
+/// [`nearest`] with a chosen [`Tuning`].
+pub async fn nearest_tuned(
+    pool: &DbPool,
+    room: &Arc<str>,
+    room_id: i64,
+    query: Vec<f32>,
+    limit: i64,
+    tuning: Tuning,
+) -> StoreResult<Vec<SearchHit>> {
     let mut conn = pool.get().await?;
     let query = Vector::from(query);
     let rows: Vec<Row> = conn
         .transaction(async |conn| {
-            // `true`: like SET LOCAL, the settings end with this transaction. JIT compilation
-            // would cost more than the whole query.
-            diesel::sql_query(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-                        set_config('hnsw.ef_search', $1, true),
-                        set_config('hnsw.max_scan_tuples', $2, true),
-                        set_config('jit', 'off', true)",
-            )
-            .bind::<Text, _>(ef_search(limit).to_string())
-            .bind::<Text, _>(MAX_SCAN_TUPLES.to_string())
-            .execute(conn)
-            .await?;
+            diesel::sql_query(SETTINGS_SQL)
+                .bind::<Double, _>(tuning.probe_fraction)
+                .execute(conn)
+                .await?;
             diesel::sql_query(NEAREST_SQL)
                 .bind::<BigInt, _>(room_id)
                 .bind::<pgvector::sql_types::Vector, _>(&query)

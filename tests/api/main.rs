@@ -13,6 +13,7 @@ mod health;
 mod indexer;
 mod lifecycle;
 mod migrations;
+mod recluster;
 mod rooms;
 mod search;
 mod tls;

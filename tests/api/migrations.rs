@@ -68,7 +68,9 @@ async fn the_schema_has_tables_constraints_and_the_vector_index() {
     .await
     .join("\n");
     assert!(
-        indexes.contains("USING hnsw (embedding vector_cosine_ops)"),
+        indexes.contains(
+            "USING ivfflat (((embedding)::halfvec(384)) halfvec_cosine_ops) WITH (lists='1')"
+        ),
         "{indexes}"
     );
     assert!(
