@@ -201,7 +201,11 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
     let pool = pool::build(&DatabaseConfig::for_url(url))?;
     let queries = make_queries(&words, &rooms, args.queries);
     println!("## Without an index (exact search)\n");
-    let exact = measure(&pool, &queries, Tuning::default()).await?;
+    let every_room_exact = Tuning {
+        exact_up_to: i64::MAX,
+        ..Tuning::default()
+    };
+    let exact = measure(&pool, &queries, every_room_exact).await?;
     explain(&mut conn, &queries, &[]).await?;
     exec(&mut conn, "CREATE SEQUENCE bench_seq").await?;
     if !args.skip_indexer {
@@ -220,7 +224,9 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
     );
     exec(&mut conn, "ANALYZE messages").await?;
     for fraction in PROBE_FRACTIONS {
+        // Every room may go through the index here, to show the index itself.
         let tuning = Tuning {
+            exact_up_to: 0,
             probe_fraction: fraction,
         };
         let probes = ((lists as f64) * fraction).ceil().max(1.0);
@@ -236,6 +242,12 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
         let approximate = measure(&pool, &queries, tuning).await?;
         recall(&exact, &approximate, &queries);
     }
+    println!(
+        "### The service's default: rooms of up to {} messages exact, bigger ones through the index\n",
+        Tuning::default().exact_up_to
+    );
+    let approximate = measure(&pool, &queries, Tuning::default()).await?;
+    recall(&exact, &approximate, &queries);
     let probes = ((lists as f64) * Tuning::default().probe_fraction)
         .ceil()
         .max(1.0);
@@ -280,7 +292,11 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
         .await?;
     }
     let pool = pool::build(&DatabaseConfig::for_url(url))?;
-    let approximate = measure(&pool, &queries, Tuning::default()).await?;
+    let through_the_index = Tuning {
+        exact_up_to: 0,
+        ..Tuning::default()
+    };
+    let approximate = measure(&pool, &queries, through_the_index).await?;
     recall(&exact, &approximate, &queries);
     let local: Vec<String> = HNSW_SETTINGS
         .iter()

@@ -127,6 +127,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `MAX_FRAME_BYTES` (default 65536): largest WebSocket frame accepted.
     pub max_frame_bytes: usize,
+    /// `SEARCH_EXACT_UP_TO` (default 5000): rooms with at most this many messages are searched
+    /// exactly rather than through the vector index.
+    pub search_exact_up_to: i64,
 }
 
 /// WebSocket timing and per-connection limits. The contract fixes the defaults; the variables
@@ -479,6 +482,7 @@ impl Limits {
         Ok(Self {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
+            search_exact_up_to: r.parsed("SEARCH_EXACT_UP_TO", 5000)?,
         })
     }
 }
@@ -569,6 +573,7 @@ mod tests {
         assert_eq!(c.embeddings, EmbeddingsConfig::Hash);
         assert_eq!(c.limits.max_body_bytes, 4096);
         assert_eq!(c.limits.max_frame_bytes, 65_536);
+        assert_eq!(c.limits.search_exact_up_to, 5000);
         assert_eq!(c.shutdown_grace, Duration::from_secs(25));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.log.filter, "info");

@@ -89,7 +89,11 @@ pub async fn run(
         })?
         .pop()
         .ok_or_else(|| SearchError::Unavailable("the embeddings service returned nothing".into()))?;
-    Ok(search::nearest(&state.pool, room, room_id, vector, query.limit).await?)
+    let tuning = search::Tuning {
+        exact_up_to: state.config.limits.search_exact_up_to,
+        ..search::Tuning::default()
+    };
+    Ok(search::nearest_tuned(&state.pool, room, room_id, vector, query.limit, tuning).await?)
 }
 
 impl From<SearchError> for ApiError {

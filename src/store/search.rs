@@ -6,8 +6,8 @@
 //! filter on what they hold. pgvector 0.8's iterative scan (`ivfflat.iterative_scan =
 //! relaxed_order`) probes further lists until `limit` rows pass the filter, so a room still gets
 //! `limit` hits. The index orders by the half-precision distance; the few hits are then sorted
-//! again by their exact distance, which is also their score. For a room small enough that reading
-//! all its messages is cheaper, the planner takes the `(room_id, seq)` index and an exact sort.
+//! again by their exact distance, which is also their score. A room of at most
+//! [`Tuning::exact_up_to`] messages is searched exactly instead: all its messages are compared.
 
 use std::sync::Arc;
 
@@ -22,40 +22,67 @@ use super::error::{StoreError, StoreResult};
 use crate::protocol::Message;
 use crate::protocol::server::SearchHit;
 
-/// How much of the index a search scans before the room filter.
+/// When a search is exact, and how much of the index an approximate one scans.
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
+    /// Rooms with at most this many messages are searched exactly: every message of the room
+    /// is compared with the query (about 2 µs each), never through the index.
+    pub exact_up_to: i64,
     /// Lists probed, as a fraction of the index's lists (at least one list).
     pub probe_fraction: f64,
 }
 
 impl Default for Tuning {
-    /// 1 %: 10 of the 1,000 lists of a million-message table (see docs/benchmarks.md for the
-    /// latency and recall of other fractions).
+    /// Exact up to 5,000 messages (about 11 ms); then 1 % of the lists, 10 of the 1,000 of a
+    /// million-message table (see docs/benchmarks.md for other fractions).
     fn default() -> Self {
         Self {
+            exact_up_to: 5000,
             probe_fraction: 0.01,
         }
     }
 }
 
-/// Sets, for the current transaction only, the probes for the index's current lists (the rebuilt
-/// index while it is being put in place), the iterative scan, and no JIT: compiling would cost
-/// more than the whole query.
+/// Reads the room's size and sets, for the current transaction only, the probes for the index's
+/// current lists (the rebuilt index while it is being put in place), the iterative scan, and no
+/// JIT: compiling would cost more than the whole query.
 const SETTINGS_SQL: &str = "
-SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', true),
+SELECT (SELECT last_seq FROM rooms WHERE id = $2) AS messages,
+       set_config('ivfflat.iterative_scan', 'relaxed_order', true),
        set_config('ivfflat.probes', greatest(1, ceil(coalesce((
            SELECT max(split_part(o, '=', 2)::int) FROM pg_class c, unnest(c.reloptions) o
            WHERE c.relname IN ('messages_embedding_ivfflat_idx', 'messages_embedding_ivfflat_next')
              AND o LIKE 'lists=%'), 1) * $1))::int::text, true),
        set_config('jit', 'off', true)";
 
+#[derive(diesel::QueryableByName)]
+struct RoomSize {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    messages: Option<i64>,
+}
+
+/// The room's nearest messages through the index: ordered by the indexed half-precision
+/// distance, then sorted again by the exact one.
 const NEAREST_SQL: &str = "
 WITH nearest AS MATERIALIZED (
     SELECT id, seq, user_id, body, client_msg_id, created_at, embedding <=> $2 AS distance
     FROM messages
     WHERE room_id = $1 AND embedding IS NOT NULL
     ORDER BY embedding::halfvec(384) <=> $2::halfvec(384)
+    LIMIT $3
+)
+SELECT n.id, n.seq, u.username, n.body, n.client_msg_id, n.created_at, n.distance
+FROM nearest n JOIN users u ON u.id = n.user_id
+ORDER BY n.distance, n.seq DESC";
+
+/// The room's nearest messages by exact distance: the full-precision order matches no index, so
+/// every message of the room is compared.
+const EXACT_SQL: &str = "
+WITH nearest AS MATERIALIZED (
+    SELECT id, seq, user_id, body, client_msg_id, created_at, embedding <=> $2 AS distance
+    FROM messages
+    WHERE room_id = $1 AND embedding IS NOT NULL
+    ORDER BY distance
     LIMIT $3
 )
 SELECT n.id, n.seq, u.username, n.body, n.client_msg_id, n.created_at, n.distance
@@ -105,11 +132,13 @@ pub async fn nearest_tuned(
     let query = Vector::from(query);
     let rows: Vec<Row> = conn
         .transaction(async |conn| {
-            diesel::sql_query(SETTINGS_SQL)
+            let size: RoomSize = diesel::sql_query(SETTINGS_SQL)
                 .bind::<Double, _>(tuning.probe_fraction)
-                .execute(conn)
+                .bind::<BigInt, _>(room_id)
+                .get_result(conn)
                 .await?;
-            diesel::sql_query(NEAREST_SQL)
+            let exact = size.messages.unwrap_or(0) <= tuning.exact_up_to;
+            diesel::sql_query(if exact { EXACT_SQL } else { NEAREST_SQL })
                 .bind::<BigInt, _>(room_id)
                 .bind::<pgvector::sql_types::Vector, _>(&query)
                 .bind::<BigInt, _>(limit)

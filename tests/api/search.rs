@@ -262,8 +262,14 @@ async fn the_room_filter_still_returns_limit_hits_through_the_index() {
         &format!("ALTER DATABASE {} SET enable_sort = off", db.name),
     )
     .await;
-    // The node's pool made its connections before: start a node whose sessions see the settings.
-    let node = crate::helpers::spawn_node(crate::helpers::node::node_env(&db, "node-1", &[])).await;
+    // The node's pool made its connections before: start a node whose sessions see the settings,
+    // and that takes the index for rooms of any size.
+    let node = crate::helpers::spawn_node(crate::helpers::node::node_env(
+        &db,
+        "node-1",
+        &[("SEARCH_EXACT_UP_TO", "0")],
+    ))
+    .await;
 
     let plan = explain(&db).await;
     assert!(plan.contains("messages_embedding_ivfflat_idx"), "{plan}");
