@@ -1,6 +1,6 @@
 //! Graceful drain on SIGTERM: `/api` answers 503 at once and upgrades are refused; every open
-//! connection is closed with 1012, spread over the grace period so that clients do not all
-//! reconnect in the same instant; then every accepted message is committed and published.
+//! connection is closed with 1012, oldest first, spread over the grace period so that clients do
+//! not all reconnect in the same instant; then every accepted message is committed and published.
 
 use std::time::Duration;
 

@@ -61,33 +61,32 @@ struct RoomSize {
     messages: Option<i64>,
 }
 
-/// The room's nearest messages through the index: ordered by the indexed half-precision
-/// distance, then sorted again by the exact one.
-const NEAREST_SQL: &str = "
-WITH nearest AS MATERIALIZED (
-    SELECT id, seq, user_id, body, client_msg_id, created_at, embedding <=> $2 AS distance
-    FROM messages
-    WHERE room_id = $1 AND embedding IS NOT NULL
-    ORDER BY embedding::halfvec(384) <=> $2::halfvec(384)
-    LIMIT $3
-)
-SELECT n.id, n.seq, u.username, n.body, n.client_msg_id, n.created_at, n.distance
-FROM nearest n JOIN users u ON u.id = n.user_id
-ORDER BY n.distance, n.seq DESC";
+/// The room's `$3` messages nearest to `$2`, in the order given, then sorted by exact distance.
+macro_rules! nearest_sql {
+    ($order:literal) => {
+        concat!(
+            "WITH nearest AS MATERIALIZED (
+                SELECT id, seq, user_id, body, client_msg_id, created_at,
+                       embedding <=> $2 AS distance
+                FROM messages
+                WHERE room_id = $1 AND embedding IS NOT NULL
+                ORDER BY ",
+            $order,
+            "
+                LIMIT $3
+            )
+            SELECT n.id, n.seq, u.username, n.body, n.client_msg_id, n.created_at, n.distance
+            FROM nearest n JOIN users u ON u.id = n.user_id
+            ORDER BY n.distance, n.seq DESC"
+        )
+    };
+}
 
-/// The room's nearest messages by exact distance: the full-precision order matches no index, so
-/// every message of the room is compared.
-const EXACT_SQL: &str = "
-WITH nearest AS MATERIALIZED (
-    SELECT id, seq, user_id, body, client_msg_id, created_at, embedding <=> $2 AS distance
-    FROM messages
-    WHERE room_id = $1 AND embedding IS NOT NULL
-    ORDER BY distance
-    LIMIT $3
-)
-SELECT n.id, n.seq, u.username, n.body, n.client_msg_id, n.created_at, n.distance
-FROM nearest n JOIN users u ON u.id = n.user_id
-ORDER BY n.distance, n.seq DESC";
+/// Through the index: ordered by the indexed half-precision distance.
+const NEAREST_SQL: &str = nearest_sql!("embedding::halfvec(384) <=> $2::halfvec(384)");
+
+/// Exact: the full-precision order matches no index, so every message of the room is compared.
+const EXACT_SQL: &str = nearest_sql!("distance");
 
 #[derive(diesel::QueryableByName)]
 struct Row {

@@ -50,6 +50,8 @@ async fn sigterm_drains_with_spread_1012_closes_and_exits_zero() {
         ws.join("general", None).await;
         clients.push(ws);
     }
+    // The newest connection: the drain closes connections oldest first, so the sender is closed
+    // last and keeps sending for most of the grace period.
     let mut sender = clients.pop().unwrap();
     let mut acked = Vec::new();
     for i in 0..5 {

@@ -51,8 +51,15 @@ impl Connections {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Every connection, oldest first (ids are handed out in order).
     pub fn all(&self) -> Vec<Addr<Connection>> {
-        self.lock().values().cloned().collect()
+        let mut all: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all.into_iter().map(|(_, addr)| addr).collect()
     }
 
     pub fn len(&self) -> usize {
