@@ -51,6 +51,8 @@ struct Args {
     keep: bool,
     skip_indexer: bool,
     skip_hnsw: bool,
+    /// Messages per IVFFlat list; the service's default when `None`.
+    rows_per_list: Option<i64>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -60,6 +62,7 @@ fn args() -> anyhow::Result<Args> {
         keep: false,
         skip_indexer: false,
         skip_hnsw: false,
+        rows_per_list: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -69,6 +72,9 @@ fn args() -> anyhow::Result<Args> {
             "--keep" => args.keep = true,
             "--skip-indexer" => args.skip_indexer = true,
             "--skip-hnsw" => args.skip_hnsw = true,
+            "--rows-per-list" => {
+                args.rows_per_list = Some(it.next().context("--rows-per-list N")?.parse()?);
+            }
             // `cargo bench` passes --bench to every bench binary.
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}"),
@@ -206,15 +212,20 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
         ..Tuning::default()
     };
     let exact = measure(&pool, &queries, every_room_exact).await?;
-    explain(&mut conn, &queries, &[]).await?;
+    explain(&mut conn, &queries, &[], false).await?;
     exec(&mut conn, "CREATE SEQUENCE bench_seq").await?;
     if !args.skip_indexer {
         indexer_throughput(&mut conn, url, &words, "no index").await?;
+        // Its writes would otherwise wake autovacuum in the middle of the timings below.
+        exec(&mut conn, "VACUUM ANALYZE messages").await?;
     }
 
     println!("## The service's IVFFlat index\n");
     let rows = vector_index::embedded_rows(&mut conn).await?;
-    let options = ReclusterOptions::default();
+    let mut options = ReclusterOptions::default();
+    if let Some(rows_per_list) = args.rows_per_list {
+        options.rows_per_list = rows_per_list;
+    }
     let lists = vector_index::lists_for(rows, options.min_rows, options.rows_per_list);
     let started = Instant::now();
     vector_index::rebuild(&mut conn, lists).await?;
@@ -236,7 +247,7 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
             ""
         };
         println!(
-            "### Probing {:.1} % of the lists: {probes} of {lists}{default}\n",
+            "### Probing {:.2} % of the lists: {probes} of {lists}{default}\n",
             fraction * 100.0
         );
         let approximate = measure(&pool, &queries, tuning).await?;
@@ -258,6 +269,7 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
             "SET LOCAL ivfflat.iterative_scan = relaxed_order".to_owned(),
             format!("SET LOCAL ivfflat.probes = {probes}"),
         ],
+        true,
     )
     .await?;
     if !args.skip_indexer {
@@ -274,12 +286,15 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     exec(
         &mut conn,
-        "CREATE INDEX messages_embedding_hnsw_idx ON messages
-         USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops)",
+        &format!(
+            "CREATE INDEX messages_embedding_hnsw_idx ON messages
+             USING hnsw (({}) halfvec_l2_ops)",
+            vector_index::INDEXED
+        ),
     )
     .await?;
     println!(
-        "CREATE INDEX (HNSW over `halfvec(384)`, m=16, ef_construction=64, maintenance_work_mem=6GB, 2 parallel workers): {:.1} s\n",
+        "CREATE INDEX (HNSW over the same search keys, m=16, ef_construction=64, maintenance_work_mem=6GB, 2 parallel workers): {:.1} s\n",
         started.elapsed().as_secs_f64()
     );
     exec(&mut conn, "ANALYZE messages").await?;
@@ -302,12 +317,12 @@ async fn bench(args: &Args, url: &str) -> anyhow::Result<()> {
         .iter()
         .map(|s| format!("SET LOCAL {s}"))
         .collect();
-    explain(&mut conn, &queries, &local).await?;
+    explain(&mut conn, &queries, &local, true).await?;
     Ok(())
 }
 
 /// The probe fractions compared; the service's default is among them.
-const PROBE_FRACTIONS: [f64; 4] = [0.005, 0.01, 0.02, 0.032];
+const PROBE_FRACTIONS: [f64; 5] = [0.005, 0.0075, 0.01, 0.02, 0.032];
 
 /// HNSW search settings for the comparison: the iterative scan (so the room filter still gets
 /// `limit` hits) and pgvector's defaults otherwise.
@@ -521,10 +536,14 @@ fn recall(exact: &[Hits], approximate: &[Hits], queries: &[Query]) {
     println!();
 }
 
+/// Prints EXPLAIN ANALYZE of the service's query for a big and a small room: exact (ordered by
+/// the full-precision distance) unless `indexed` and the room is bigger than the service's
+/// `exact_up_to`, then ordered by the search key.
 async fn explain(
     conn: &mut AsyncPgConnection,
     queries: &[Query],
     settings: &[String],
+    indexed: bool,
 ) -> anyhow::Result<()> {
     for big in [true, false] {
         let Some(q) = queries.iter().find(|q| q.big == big) else {
@@ -536,11 +555,20 @@ async fn explain(
         for setting in settings {
             exec(conn, setting).await?;
         }
+        let order = if indexed && q.room_size > Tuning::default().exact_up_to {
+            format!(
+                "{} <-> message_search_key({}, '{vector}')::halfvec(400)",
+                vector_index::INDEXED,
+                q.room
+            )
+        } else {
+            "distance".to_owned()
+        };
         let lines: Vec<Line> = diesel::sql_query(format!(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
              SELECT id, embedding <=> '{vector}' AS distance FROM messages
              WHERE room_id = {} AND embedding IS NOT NULL
-             ORDER BY embedding::halfvec(384) <=> '{vector}'::halfvec(384) LIMIT 10",
+             ORDER BY {order} LIMIT 10",
             q.room
         ))
         .load(conn)
@@ -550,21 +578,40 @@ async fn explain(
         println!("EXPLAIN ANALYZE, {kind}:\n\n```");
         for line in lines {
             // The 384 numbers of the query vector say nothing: show them as a parameter.
-            let text = match (line.line.find("'["), line.line.find("]'::")) {
+            let line = shorten_key(&line.line);
+            let text = match (line.find("'["), line.find("]'::")) {
                 (Some(a), Some(b)) => {
-                    let rest = &line.line[b + 4..];
-                    let type_end = rest
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '(' || c == ')'))
+                    // Drop the cast too: a type name and its dimensions, `halfvec(400)`.
+                    let rest = &line[b + 4..];
+                    let name_end = rest
+                        .find(|c: char| !c.is_ascii_alphanumeric())
                         .unwrap_or(rest.len());
-                    format!("{}$query{}", &line.line[..a], &rest[type_end..])
+                    let type_end = match rest[name_end..].strip_prefix('(') {
+                        Some(dims) => dims.find(')').map_or(name_end, |i| name_end + i + 2),
+                        None => name_end,
+                    };
+                    format!("{}$query{}", &line[..a], &rest[type_end..])
                 }
-                _ => line.line,
+                _ => line,
             };
             println!("{text}");
         }
         println!("```\n");
     }
     Ok(())
+}
+
+/// Shows the planner's inlined search key as the function it came from.
+fn shorten_key(line: &str) -> String {
+    const TAIL: &str = "])::halfvec(16) || l2_normalize((embedding)::halfvec(384))";
+    match (line.find("(ARRAY["), line.find(TAIL)) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}message_search_key(room_id, embedding){}",
+            &line[..a],
+            &line[b + TAIL.len()..]
+        ),
+        _ => line.to_owned(),
+    }
 }
 
 /// The room the indexer phases write to, so that the searched rooms stay as loaded and the

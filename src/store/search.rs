@@ -1,12 +1,14 @@
 //! Nearest messages of one room to a query vector, by cosine distance, through the IVFFlat index
 //! (see [`super::vector_index`]).
 //!
-//! The index clusters all messages of all rooms; a search scans the lists whose centroids are
-//! nearest to the query (`ivfflat.probes`, a fraction of the index's lists) and the room is a
-//! filter on what they hold. pgvector 0.8's iterative scan (`ivfflat.iterative_scan =
-//! relaxed_order`) probes further lists until `limit` rows pass the filter, so a room still gets
-//! `limit` hits. The index orders by the half-precision distance; the few hits are then sorted
-//! again by their exact distance, which is also their score. A room of at most
+//! The index holds each message's search key: its room spelled out in 16 dimensions, then its
+//! unit-length embedding. Rooms' keys lie far apart, so the index's lists are each one room's (or,
+//! beyond 65,536 rooms, a few rooms'), and the lists nearest to a query's key are those of its
+//! room. A search scans them (`ivfflat.probes`, a fraction of the index's lists) and the room is a
+//! filter on what they hold; pgvector 0.8's iterative scan (`ivfflat.iterative_scan =
+//! relaxed_order`) probes further lists until `limit` rows pass it. Within a room the Euclidean
+//! order of the keys is the cosine order of the embeddings, in half precision; the few hits are
+//! then sorted again by their exact cosine distance, which is also their score. A room of at most
 //! [`Tuning::exact_up_to`] messages is searched exactly instead: all its messages are compared.
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use uuid::Uuid;
 
 use super::DbPool;
 use super::error::{StoreError, StoreResult};
+use super::vector_index::search_key;
 use crate::protocol::Message;
 use crate::protocol::server::SearchHit;
 
@@ -63,7 +66,7 @@ struct RoomSize {
 
 /// The room's `$3` messages nearest to `$2`, in the order given, then sorted by exact distance.
 macro_rules! nearest_sql {
-    ($order:literal) => {
+    ($($order:tt)+) => {
         concat!(
             "WITH nearest AS MATERIALIZED (
                 SELECT id, seq, user_id, body, client_msg_id, created_at,
@@ -71,7 +74,7 @@ macro_rules! nearest_sql {
                 FROM messages
                 WHERE room_id = $1 AND embedding IS NOT NULL
                 ORDER BY ",
-            $order,
+            $($order)+,
             "
                 LIMIT $3
             )
@@ -82,8 +85,12 @@ macro_rules! nearest_sql {
     };
 }
 
-/// Through the index: ordered by the indexed half-precision distance.
-const NEAREST_SQL: &str = nearest_sql!("embedding::halfvec(384) <=> $2::halfvec(384)");
+/// Through the index: ordered by the distance between the indexed search keys.
+const NEAREST_SQL: &str = nearest_sql!(concat!(
+    search_key!("room_id", "embedding"),
+    " <-> ",
+    search_key!("$1", "$2")
+));
 
 /// Exact: the full-precision order matches no index, so every message of the room is compared.
 const EXACT_SQL: &str = nearest_sql!("distance");

@@ -1,5 +1,8 @@
 //! The IVFFlat index behind semantic search, and its re-clustering as the table grows.
 //!
+//! The index covers each message's search key ([`search_key!`]), which keeps rooms in lists of
+//! their own.
+//!
 //! IVFFlat splits the vectors into `lists` clusters around centroids computed when the index is
 //! built; a search scans the lists nearest to the query. Rows added later join the list of their
 //! nearest centroid but never move the centroids, so an index built on a small table (the
@@ -15,23 +18,46 @@ use super::error::{StoreError, StoreResult};
 
 /// The index searches use.
 pub const INDEX: &str = "messages_embedding_ivfflat_idx";
+
+/// A message's search key as SQL, from SQL expressions of its room id and embedding: the room
+/// id's low 16 bits as ±1.5, then the unit-length embedding (the function of migration 7). Two
+/// rooms' keys are further apart than any two embeddings, so the index's k-means gives rooms lists
+/// of their own, and within a room the Euclidean order of the keys is the cosine order.
+macro_rules! search_key {
+    ($room_id:literal, $embedding:literal) => {
+        concat!(
+            "message_search_key(",
+            $room_id,
+            ", ",
+            $embedding,
+            ")::halfvec(400)"
+        )
+    };
+}
+pub(crate) use search_key;
+
+/// The indexed expression.
+pub const INDEXED: &str = search_key!("room_id", "embedding");
 /// A rebuilt index until it replaces [`INDEX`].
 const NEXT: &str = "messages_embedding_ivfflat_next";
 
 /// Memory for the k-means of a build: pgvector refuses to build when its samples (50 per list)
-/// and centroids do not fit. 1,000 lists of 384 half-precision dimensions need about 40 MB.
+/// and centroids do not fit. 1,000 lists of 400 half-precision dimensions need about 40 MB.
 const BUILD_MEMORY: &str = "512MB";
 
-/// How many lists a table of `rows` embedded messages should have, following pgvector's advice
-/// (rows / 1,000 up to a million rows, √rows beyond). One list (an exhaustive scan) while the
-/// table is below `min_rows`: clusters drawn from a handful of rows would only cost recall.
+/// How many lists a table of `rows` embedded messages should have, following pgvector's advice:
+/// one per `rows_per_list` (1,000 by default) up to a million rows, growing with √rows beyond
+/// (√rows itself at the default). One list (an exhaustive scan) while the table is below
+/// `min_rows`: clusters drawn from a handful of rows would only cost recall.
 pub fn lists_for(rows: i64, min_rows: i64, rows_per_list: i64) -> i64 {
+    const MILLION: i64 = 1_000_000;
+    let per_list = rows_per_list.max(1);
     if rows < min_rows {
         1
-    } else if rows <= rows_per_list * 1000 {
-        (rows / rows_per_list.max(1)).max(1)
+    } else if rows <= MILLION {
+        (rows / per_list).max(1)
     } else {
-        (rows as f64).sqrt() as i64
+        ((MILLION / per_list) as f64 * (rows as f64 / MILLION as f64).sqrt()) as i64
     }
 }
 
@@ -134,7 +160,7 @@ pub async fn rebuild(conn: &mut AsyncPgConnection, lists: i64) -> StoreResult<()
         conn,
         &format!(
             "CREATE INDEX CONCURRENTLY {NEXT} ON messages
-             USING ivfflat ((embedding::halfvec(384)) halfvec_cosine_ops) WITH (lists = {lists})"
+             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = {lists})"
         ),
     )
     .await?;
@@ -158,6 +184,8 @@ mod tests {
         assert_eq!(lists_for(10_000, 10_000, 1000), 10);
         assert_eq!(lists_for(1_000_000, 10_000, 1000), 1000);
         assert_eq!(lists_for(4_000_000, 10_000, 1000), 2000);
+        assert_eq!(lists_for(1_000_000, 10_000, 250), 4000);
+        assert_eq!(lists_for(4_000_000, 10_000, 250), 8000);
     }
 
     #[test]

@@ -69,7 +69,7 @@ async fn the_schema_has_tables_constraints_and_the_vector_index() {
     .join("\n");
     assert!(
         indexes.contains(
-            "USING ivfflat (((embedding)::halfvec(384)) halfvec_cosine_ops) WITH (lists='1')"
+            "USING ivfflat (((message_search_key(room_id, embedding))::halfvec(400)) halfvec_l2_ops) WITH (lists='1')"
         ),
         "{indexes}"
     );

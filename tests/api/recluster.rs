@@ -2,6 +2,7 @@
 //! it has grown, one node at a time, and interrupted rebuilds finished by the next round.
 
 use bosar_chat::embed::recluster::{ReclusterOptions, Round, run_once};
+use bosar_chat::store::vector_index::INDEXED;
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel_async::RunQueryDsl;
 
@@ -124,8 +125,10 @@ async fn a_rebuild_cut_off_before_the_swap_is_finished() {
     // The new index was built, the old one dropped, and the rename never happened.
     execute(
         &db,
-        "CREATE INDEX messages_embedding_ivfflat_next ON messages
-         USING ivfflat ((embedding::halfvec(384)) halfvec_cosine_ops) WITH (lists = 4)",
+        &format!(
+            "CREATE INDEX messages_embedding_ivfflat_next ON messages
+             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = 4)"
+        ),
     )
     .await;
     execute(&db, "DROP INDEX messages_embedding_ivfflat_idx").await;
@@ -146,11 +149,11 @@ async fn a_half_built_index_is_dropped_and_the_rebuild_done_again() {
     room_with_embedded_messages(&db, 1000).await;
     // A concurrent build that failed half-way leaves an invalid index behind.
     let mut conn = db.connect().await;
-    let failed = diesel::sql_query(
+    let failed = diesel::sql_query(format!(
         "CREATE INDEX CONCURRENTLY messages_embedding_ivfflat_next ON messages
-         USING ivfflat ((embedding::halfvec(384)) halfvec_cosine_ops) WITH (lists = 8)
-         WHERE 1 / (seq - seq) = 0",
-    )
+         USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = 8)
+         WHERE 1 / (seq - seq) = 0"
+    ))
     .execute(&mut conn)
     .await;
     assert!(failed.is_err());
