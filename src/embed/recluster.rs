@@ -122,7 +122,7 @@ struct Locked {
 }
 
 /// One round on a connection of its own: finish an interrupted rebuild, then rebuild when the
-/// table has outgrown the index.
+/// table has outgrown the index, or when the index is not over the search key.
 pub async fn run_once(url: &str, options: ReclusterOptions) -> anyhow::Result<Round> {
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(url))
         .await
@@ -137,18 +137,20 @@ pub async fn run_once(url: &str, options: ReclusterOptions) -> anyhow::Result<Ro
     }
     // The lock is released with the session when `conn` is dropped.
     vector_index::settle(&mut conn).await?;
-    let current = vector_index::current_lists(&mut conn)
+    let index = vector_index::current(&mut conn)
         .await?
         .context("the search index is missing")?;
+    let current = index.lists;
     let rows = vector_index::embedded_rows(&mut conn).await?;
     let target = vector_index::lists_for(rows, options.min_rows, options.rows_per_list);
-    if !vector_index::worth_rebuilding(current, target) {
+    if index.keyed && !vector_index::worth_rebuilding(current, target) {
         return Ok(Round::Fine { lists: current });
     }
     tracing::info!(
         rows,
         from = current,
         to = target,
+        keyed = index.keyed,
         "rebuilding the search index"
     );
     vector_index::rebuild(&mut conn, target).await?;

@@ -75,22 +75,39 @@ struct IndexRow {
     valid: bool,
     #[diesel(sql_type = BigInt)]
     lists: i64,
+    #[diesel(sql_type = Bool)]
+    keyed: bool,
 }
 
-/// The search index's lists, `None` when it does not exist.
-pub async fn current_lists(conn: &mut AsyncPgConnection) -> StoreResult<Option<i64>> {
+/// The search index as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Current {
+    pub lists: i64,
+    /// Whether it covers [`INDEXED`]. An index over the bare embedding (built before migration 7,
+    /// or by a node of an older version during a rolling deploy) serves no search of this version
+    /// and must be rebuilt.
+    pub keyed: bool,
+}
+
+/// The search index, `None` when it does not exist.
+pub async fn current(conn: &mut AsyncPgConnection) -> StoreResult<Option<Current>> {
     Ok(indexes(conn)
         .await?
         .into_iter()
         .find(|i| i.name == INDEX)
-        .map(|i| i.lists))
+        .map(|i| Current {
+            lists: i.lists,
+            keyed: i.keyed,
+        }))
 }
 
 async fn indexes(conn: &mut AsyncPgConnection) -> StoreResult<Vec<IndexRow>> {
     diesel::sql_query(
         "SELECT c.relname::text AS name, i.indisvalid AS valid,
                 coalesce((SELECT split_part(o, '=', 2)::bigint FROM unnest(c.reloptions) o
-                          WHERE o LIKE 'lists=%'), 100) AS lists
+                          WHERE o LIKE 'lists=%'), 100) AS lists,
+                pg_get_indexdef(i.indexrelid) LIKE '%message_search_key(room_id, embedding)%'
+                    AS keyed
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
          WHERE i.indrelid = 'messages'::regclass AND c.relname IN ($1, $2)",
     )

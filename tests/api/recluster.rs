@@ -176,3 +176,37 @@ async fn a_half_built_index_is_dropped_and_the_rebuild_done_again() {
         [index("messages_embedding_ivfflat_idx", 20)]
     );
 }
+
+/// An index over the bare embedding (what a node of the previous version builds during a rolling
+/// deploy) serves none of this version's searches: the next round rebuilds it over the search
+/// key, even though its lists are the right number.
+#[actix_web::test]
+async fn an_index_over_the_bare_embedding_is_rebuilt_over_the_search_key() {
+    let db = TestDb::create().await;
+    room_with_embedded_messages(&db, 300).await;
+    execute(&db, "DROP INDEX messages_embedding_ivfflat_idx").await;
+    execute(
+        &db,
+        "CREATE INDEX messages_embedding_ivfflat_idx ON messages
+         USING ivfflat ((embedding::halfvec(384)) halfvec_cosine_ops) WITH (lists = 6)",
+    )
+    .await;
+    let keyed = "SELECT count(*) AS n FROM pg_indexes
+                 WHERE indexname = 'messages_embedding_ivfflat_idx'
+                   AND indexdef LIKE '%message_search_key(room_id, embedding)%'";
+    assert_eq!(count(&db, keyed).await, 0);
+
+    assert_eq!(
+        run_once(&db.url, OPTIONS).await.expect("round"),
+        Round::Rebuilt { from: 6, to: 6 }
+    );
+    assert_eq!(
+        search_indexes(&db).await,
+        [index("messages_embedding_ivfflat_idx", 6)]
+    );
+    assert_eq!(count(&db, keyed).await, 1);
+    assert_eq!(
+        run_once(&db.url, OPTIONS).await.expect("round"),
+        Round::Fine { lists: 6 }
+    );
+}
