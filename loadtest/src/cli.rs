@@ -149,6 +149,31 @@ pub struct FanoutArgs {
     /// Message body size in bytes (at least the timestamp header, about 40 bytes).
     #[arg(long, default_value_t = 64)]
     pub body_bytes: usize,
+    /// Where clients connect first; a client that loses its node moves to the next `--url`.
+    #[arg(long, value_enum, default_value_t = Placement::Spread)]
+    pub placement: Placement,
+}
+
+/// Which node each client of a room connects to first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Member i of every room on node i mod N: each room spans every node, which is what
+    /// failed stickiness looks like.
+    Spread,
+    /// Every client on the first `--url`; the others are where they fail over to (a node
+    /// killed under its clients).
+    First,
+}
+
+impl Placement {
+    /// The node index member `member` of a room starts on, among `nodes`.
+    pub fn node(self, member: usize, nodes: usize) -> usize {
+        match self {
+            Self::Spread => member % nodes.max(1),
+            Self::First => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -194,4 +219,16 @@ pub struct BurstArgs {
     /// Message body size in bytes.
     #[arg(long, default_value_t = 64)]
     pub body_bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Placement;
+
+    #[test]
+    fn clients_spread_over_the_nodes_or_start_on_the_first() {
+        let spread: Vec<usize> = (0..5).map(|m| Placement::Spread.node(m, 2)).collect();
+        assert_eq!(spread, [0, 1, 0, 1, 0]);
+        assert!((0..5).all(|m| Placement::First.node(m, 3) == 0));
+    }
 }

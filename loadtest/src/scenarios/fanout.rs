@@ -39,7 +39,7 @@ pub async fn traffic(
                 id,
                 token: identities.sender(id).token.clone(),
                 room: rooms[room].clone(),
-                node: member % nodes,
+                node: args.placement.node(member, nodes),
                 send: Some(SendPlan {
                     rate: args.rate,
                     limit: None,
@@ -65,6 +65,7 @@ pub async fn traffic(
         "rate_per_member": args.rate,
         "duration_secs": args.duration,
         "body_bytes": args.body_bytes,
+        "placement": args.placement,
         "offered_sends_per_sec": clients as f64 * args.rate,
         "offered_deliveries_per_sec": clients as f64 * args.rate * args.members as f64,
         "users": identities.users.len(),
