@@ -12,6 +12,7 @@ mod embed_openai;
 mod health;
 mod indexer;
 mod lifecycle;
+mod memory;
 mod migrations;
 mod recluster;
 mod rooms;
