@@ -13,6 +13,7 @@ pub mod embed;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod open_files;
 pub mod protocol;
 pub mod startup;
 pub mod state;

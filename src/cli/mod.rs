@@ -58,6 +58,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init(&config.log);
+    match crate::open_files::raise_to_hard_limit() {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let app = Application::build(config).await?;
     startup::serve_until_signalled(app).await
 }

@@ -1,6 +1,7 @@
 //! Nodes as real processes: SIGTERM drains gracefully (503 at once, 1012 closes spread over the
 //! grace period, nothing acknowledged lost, exit 0); SIGKILL loses nothing acknowledged either,
-//! and the dead node's users leave presence once its heartbeat expires.
+//! and the dead node's users leave presence once its heartbeat expires. A node also raises its
+//! soft open-file limit at start.
 
 use std::time::{Duration, Instant};
 
@@ -190,4 +191,35 @@ async fn sigkill_loses_nothing_acknowledged_and_its_users_leave_presence() {
     assert_eq!(joined["last_seq"], last_acked);
     let seqs = again.messages_until("general", last_acked).await;
     assert_eq!(seqs, (1..=last_acked).collect::<Vec<_>>());
+}
+
+/// The soft and hard "Max open files" of a process, from `/proc/<pid>/limits`.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("proc limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let mut numbers = line
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok());
+    (numbers.next().expect("soft"), numbers.next().expect("hard"))
+}
+
+#[actix_web::test]
+async fn a_node_raises_its_soft_open_file_limit_to_the_hard_limit() {
+    let cluster = Cluster::start(1, None).await;
+    // The node inherits a soft limit below the hard one, as on hosts that default it to 1,024.
+    let (soft, hard) = rlimit::Resource::NOFILE.get().expect("RLIMIT_NOFILE");
+    let lowered = (hard / 2).clamp(1_024, 4_096).min(hard);
+    rlimit::Resource::NOFILE
+        .set(lowered, hard)
+        .expect("lower the soft limit");
+    let node = NodeProcess::start(&[("DATABASE_URL", &cluster.db.url)]).await;
+    rlimit::Resource::NOFILE
+        .set(soft, hard)
+        .expect("restore the soft limit");
+
+    let pid = node.child.id().expect("running");
+    assert_eq!(open_file_limits(pid), (hard, hard));
 }
