@@ -130,6 +130,9 @@ pub struct Limits {
     /// `SEARCH_EXACT_UP_TO` (default 5000): rooms with at most this many messages are searched
     /// exactly rather than through the vector index.
     pub search_exact_up_to: i64,
+    /// `SEARCH_PROBE_PERCENT` (default 0.75): the share of the vector index's lists a search of
+    /// a bigger room scans, in percent (more: better recall, slower).
+    pub search_probe_percent: f64,
 }
 
 /// WebSocket timing and per-connection limits. The contract fixes the defaults; the variables
@@ -281,6 +284,19 @@ impl<S: Source + ?Sized> Reader<'_, S> {
                 _ => Err(invalid(key, value, "expected true or false")),
             },
         }
+    }
+
+    /// A share in percent: above 0 and at most 100.
+    fn percent(&self, key: &'static str, default: f64) -> Result<f64, ConfigError> {
+        let value: f64 = self.parsed(key, default)?;
+        if !(value > 0.0 && value <= 100.0) {
+            return Err(invalid(
+                key,
+                value.to_string(),
+                "must be above 0 and at most 100",
+            ));
+        }
+        Ok(value)
     }
 
     fn positive(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -483,6 +499,7 @@ impl Limits {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
             search_exact_up_to: r.parsed("SEARCH_EXACT_UP_TO", 5000)?,
+            search_probe_percent: r.percent("SEARCH_PROBE_PERCENT", 0.75)?,
         })
     }
 }
@@ -574,6 +591,7 @@ mod tests {
         assert_eq!(c.limits.max_body_bytes, 4096);
         assert_eq!(c.limits.max_frame_bytes, 65_536);
         assert_eq!(c.limits.search_exact_up_to, 5000);
+        assert!((c.limits.search_probe_percent - 0.75).abs() < f64::EPSILON);
         assert_eq!(c.shutdown_grace, Duration::from_secs(25));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.log.filter, "info");
@@ -612,6 +630,10 @@ mod tests {
             ("EMBEDDINGS_PROVIDER", "magic"),
             ("MAX_BODY_BYTES", "lots"),
             ("MAX_FRAME_BYTES", "100"),
+            ("SEARCH_PROBE_PERCENT", "0"),
+            ("SEARCH_PROBE_PERCENT", "101"),
+            ("SEARCH_PROBE_PERCENT", "NaN"),
+            ("SEARCH_PROBE_PERCENT", "some"),
             ("SHUTDOWN_GRACE_SECS", "soon"),
             ("LOG_FORMAT", "xml"),
             ("NODE_ID", "has spaces"),

@@ -91,7 +91,7 @@ pub async fn run(
         .ok_or_else(|| SearchError::Unavailable("the embeddings service returned nothing".into()))?;
     let tuning = search::Tuning {
         exact_up_to: state.config.limits.search_exact_up_to,
-        ..search::Tuning::default()
+        probe_fraction: state.config.limits.search_probe_percent / 100.0,
     };
     Ok(search::nearest_tuned(&state.pool, room, room_id, vector, query.limit, tuning).await?)
 }

@@ -36,12 +36,13 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// Exact up to 5,000 messages (about 11 ms); then 1 % of the lists, 10 of the 1,000 of a
-    /// million-message table (see docs/benchmarks.md for other fractions).
+    /// Exact up to 5,000 messages (about 11 ms); then 0.75 % of the lists, 8 of the 1,034 of a
+    /// million-message table (see docs/benchmarks.md for other fractions). The same defaults as
+    /// `SEARCH_EXACT_UP_TO` and `SEARCH_PROBE_PERCENT`.
     fn default() -> Self {
         Self {
             exact_up_to: 5000,
-            probe_fraction: 0.01,
+            probe_fraction: 0.0075,
         }
     }
 }
