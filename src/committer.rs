@@ -275,33 +275,18 @@ impl Lane {
 
     async fn connection(&mut self) -> Result<&mut AsyncPgConnection, StoreError> {
         if self.conn.is_none() {
-            let conn = tokio::time::timeout(
+            let mut conn = tokio::time::timeout(
                 CONNECT_TIMEOUT,
                 crate::store::connect::establish(&self.database),
             )
             .await
             .map_err(|_| StoreError::Unavailable("connect timed out".into()))?
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            self.conn = Some(prepare_lane_session(conn).await?);
+            crate::store::commit::prepare_session(&mut conn).await?;
+            self.conn = Some(conn);
         }
         self.conn
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("no connection".into()))
     }
-}
-
-/// The commit statement is prepared once per connection (see `store::prepared`). Under
-/// PostgreSQL's default `plan_cache_mode` it may still be planned afresh for a batch whenever
-/// the custom plans of earlier (small) batches looked cheaper than the generic one, and planning
-/// this statement takes about 2.5 ms; the generic plan suits every batch size, so the lane asks
-/// for it.
-async fn prepare_lane_session(
-    mut conn: AsyncPgConnection,
-) -> Result<AsyncPgConnection, StoreError> {
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut conn)
-        .await
-        .map_err(StoreError::from)?;
-    Ok(conn)
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use bosar_chat::store::commit::{NewMessage, Outcome, commit_batch};
+use bosar_chat::store::commit::{COMMIT_SQL, NewMessage, Outcome, commit_batch, prepare_session};
 
 use crate::helpers::TestDb;
 
@@ -38,6 +38,7 @@ async fn lane(mut conn: AsyncPgConnection, user: Uuid, lane: u64, batches: u64) 
         rng ^= rng << 17;
         rng
     };
+    prepare_session(&mut conn).await.unwrap();
     let mut stored = 0;
     for b in 0..batches {
         let size = 1 + next() % u64::try_from(ROOMS).unwrap();
@@ -99,4 +100,71 @@ async fn concurrent_batches_over_the_same_rooms_never_deadlock() {
     .await
     .unwrap();
     assert_eq!(check.gaps, 0);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Plan {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first.
+fn plan_nodes(node: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    out.push(node.clone());
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        plan_nodes(child, out);
+    }
+}
+
+/// The plan a commit lane runs is made once, from the statistics of that moment. On a new,
+/// empty database it used to find `client_msg_id`s by hashing a scan of all of `messages`,
+/// and kept doing so for every batch while the table grew. Whatever the statistics say, every
+/// table the statement reads must be reached by key.
+#[actix_web::test]
+async fn the_commit_plan_reaches_every_table_by_key_even_on_a_new_database() {
+    let db = TestDb::create().await;
+    let mut conn = db.connect().await;
+    let user = setup(&mut conn).await;
+    prepare_session(&mut conn).await.unwrap();
+    diesel::sql_query(format!(
+        "PREPARE lane_commit (int[], uuid[], bigint[], uuid[], text[], text[], timestamptz[]) AS {COMMIT_SQL}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let plan: Plan = diesel::sql_query(format!(
+        "EXPLAIN (FORMAT JSON) EXECUTE lane_commit ('{{0,1}}', '{{{a},{b}}}', '{{1,2}}', \
+         '{{{user},{user}}}', '{{x,y}}', '{{c1,c2}}', '{{\"2026-01-01 00:00:00+00\",\"2026-01-01 00:00:00+00\"}}')",
+        a = Uuid::now_v7(),
+        b = Uuid::now_v7(),
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&plan.plan).unwrap();
+    let mut nodes = Vec::new();
+    plan_nodes(&plan[0]["Plan"], &mut nodes);
+
+    let tables = ["messages", "rooms", "users"];
+    let mut reads = 0;
+    for node in &nodes {
+        let kind = node["Node Type"].as_str().unwrap_or_default();
+        assert_ne!(
+            kind, "Seq Scan",
+            "a sequential scan in the commit plan: {node}"
+        );
+        let relation = node["Relation Name"].as_str().unwrap_or_default();
+        if kind.contains("Index") {
+            assert!(
+                node.get("Index Cond").is_some(),
+                "an index read without a key in the commit plan: {node}"
+            );
+        }
+        if kind != "ModifyTable" && tables.contains(&relation) {
+            reads += 1;
+        }
+    }
+    // users, messages (the client_msg_id probe), rooms twice (lock, bump).
+    assert!(reads >= 4, "expected reads of every table, got {reads}");
 }
