@@ -57,8 +57,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome)>> {
     migrate::run_pending(&bosar_chat::config::DatabaseConfig::for_url(url)).await?;
+    let lanes = std::env::var("COMMIT_LANES").unwrap_or_else(|_| "2".to_owned());
     let env: std::collections::HashMap<String, String> = [
         ("DATABASE_URL", url),
+        // The node's default unless the bench is run with `COMMIT_LANES` set.
+        ("COMMIT_LANES", lanes.as_str()),
         ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-0"),
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
