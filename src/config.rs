@@ -79,9 +79,11 @@ pub struct DatabaseConfig {
     /// `DATABASE_CA_FILE` (optional): extra PEM roots trusted for `sslmode=verify-ca` and
     /// `verify-full` (for RDS, Amazon's RDS CA bundle).
     pub ca_file: Option<std::path::PathBuf>,
-    /// `COMMIT_LANES` (default 2): group-commit lanes of this node, each with its own database
-    /// connection and one batch in flight. More lanes commit more in parallel; fewer make bigger
-    /// batches, which costs the database less when several nodes write into the same rooms.
+    /// `COMMIT_LANES`: group-commit lanes of this node, each with its own database connection
+    /// and one batch in flight. More lanes commit more in parallel; fewer make bigger batches,
+    /// which costs the database less when several nodes write into the same rooms. The default
+    /// follows the mode: 2 for a single node (`REDIS_URL` unset: its highest throughput), 1 in a
+    /// cluster (lower latency and higher throughput where nodes share rooms; docs/benchmarks.md).
     pub commit_lanes: usize,
 }
 
@@ -381,7 +383,8 @@ impl DatabaseConfig {
             ));
         }
         let pool_size = r.positive("DATABASE_POOL_SIZE", 16)?;
-        let commit_lanes = r.positive("COMMIT_LANES", 2)?;
+        let default_lanes = if r.raw("REDIS_URL").is_some() { 1 } else { 2 };
+        let commit_lanes = r.positive("COMMIT_LANES", default_lanes)?;
         Ok(Self {
             url,
             pool_size: usize::try_from(pool_size).unwrap_or(16),
@@ -583,6 +586,7 @@ mod tests {
         assert_eq!(c.http.port, 3001);
         assert_eq!(c.http.host.to_string(), "0.0.0.0");
         assert_eq!(c.database.pool_size, 16);
+        assert_eq!(c.database.commit_lanes, 2);
         assert_eq!(c.redis.url, None);
         assert!(!c.redis.sharded);
         assert_eq!(c.auth.jwt_ttl, Duration::from_secs(86_400));
@@ -596,6 +600,18 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.log.filter, "info");
         assert!(!c.node_id.is_empty());
+    }
+
+    #[test]
+    fn a_cluster_node_commits_through_one_lane_unless_told_otherwise() {
+        let c = Config::from_source(&env(&[("REDIS_URL", "redis://127.0.0.1:6379")])).unwrap();
+        assert_eq!(c.database.commit_lanes, 1);
+        let c = Config::from_source(&env(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("COMMIT_LANES", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database.commit_lanes, 3);
     }
 
     #[test]
