@@ -69,6 +69,8 @@ WITH input AS (
                          $7::timestamptz[])
         AS t(ord, id, room_id, user_id, body, client_msg_id, created_at)
 ),
+-- Every table is read by key (`= ANY (ARRAY(…))` on primary keys, an index probe per message),
+-- so that the plan cannot depend on the statistics it was made with: see `prepare_session`.
 known AS (
     SELECT i.* FROM input i
     WHERE i.user_id IN (SELECT u.id FROM users u WHERE u.id = ANY (ARRAY(SELECT user_id FROM input)))
