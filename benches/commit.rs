@@ -57,11 +57,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome)>> {
     migrate::run_pending(&bosar_chat::config::DatabaseConfig::for_url(url)).await?;
-    let lanes = std::env::var("COMMIT_LANES").unwrap_or_else(|_| "2".to_owned());
-    let env: std::collections::HashMap<String, String> = [
+    let mut env: std::collections::HashMap<String, String> = [
         ("DATABASE_URL", url),
-        // The node's default unless the bench is run with `COMMIT_LANES` set.
-        ("COMMIT_LANES", lanes.as_str()),
         ("JWT_SECRET", "bench-secret-bench-secret-bench-secret-0"),
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
@@ -72,6 +69,10 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    // A single node's default lanes, unless the bench is run with `COMMIT_LANES` set.
+    if let Ok(lanes) = std::env::var("COMMIT_LANES") {
+        env.insert("COMMIT_LANES".to_owned(), lanes);
+    }
     let app = Application::build(Config::from_source(&env)?).await?;
     let state = app.state();
     let user = users::create(&state.pool, "bench", None).await?;

@@ -12,7 +12,7 @@ use diesel::result::QueryResult;
 use diesel::sql_types::{
     Array, BigInt, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;
 
 use super::error::{StoreError, StoreResult};
@@ -173,17 +173,13 @@ impl QueryFragment<Pg> for CommitStatement<'_> {
 /// message where the statement asks for one (the `LATERAL … LIMIT 1`), hash and merge joins
 /// between the batch's own rows, whatever the tables' sizes or statistics.
 pub async fn prepare_session(conn: &mut AsyncPgConnection) -> StoreResult<()> {
-    for setting in [
-        "SET plan_cache_mode = force_generic_plan",
-        "SET enable_seqscan = off",
-        "SET enable_nestloop = off",
-    ] {
-        diesel::sql_query(setting)
-            .execute(conn)
-            .await
-            .map_err(StoreError::from)?;
-    }
-    Ok(())
+    conn.batch_execute(
+        "SET plan_cache_mode = force_generic_plan; \
+         SET enable_seqscan = off; \
+         SET enable_nestloop = off",
+    )
+    .await
+    .map_err(StoreError::from)
 }
 
 /// Stores `batch` in one statement and returns each message's outcome, in batch order. The
