@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use bosar_chat::store::commit::{COMMIT_SQL, NewMessage, Outcome, commit_batch, prepare_session};
 
-use crate::helpers::TestDb;
+use crate::helpers::{TestDb, explain};
 
 const ROOMS: i64 = 300;
 
@@ -102,16 +102,9 @@ async fn concurrent_batches_over_the_same_rooms_never_deadlock() {
     assert_eq!(check.gaps, 0);
 }
 
-#[derive(diesel::QueryableByName)]
-struct Plan {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    plan: String,
-}
-
 /// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first.
-fn plan_nodes(node: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
-    out.push(node.clone());
+fn plan_nodes<'a>(node: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    out.push(node);
     for child in node["Plans"].as_array().into_iter().flatten() {
         plan_nodes(child, out);
     }
@@ -133,22 +126,23 @@ async fn the_commit_plan_reaches_every_table_by_key_even_on_a_new_database() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let plan: Plan = diesel::sql_query(format!(
-        "EXPLAIN (FORMAT JSON) EXECUTE lane_commit ('{{0,1}}', '{{{a},{b}}}', '{{1,2}}', \
-         '{{{user},{user}}}', '{{x,y}}', '{{c1,c2}}', '{{\"2026-01-01 00:00:00+00\",\"2026-01-01 00:00:00+00\"}}')",
-        a = Uuid::now_v7(),
-        b = Uuid::now_v7(),
-    ))
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    let plan: serde_json::Value = serde_json::from_str(&plan.plan).unwrap();
+    let plan = explain(
+        &mut conn,
+        &format!(
+            "EXPLAIN (FORMAT JSON) EXECUTE lane_commit ('{{0,1}}', '{{{a},{b}}}', '{{1,2}}', \
+             '{{{user},{user}}}', '{{x,y}}', '{{c1,c2}}', '{{\"2026-01-01 00:00:00+00\",\"2026-01-01 00:00:00+00\"}}')",
+            a = Uuid::now_v7(),
+            b = Uuid::now_v7(),
+        ),
+    )
+    .await;
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let mut nodes = Vec::new();
     plan_nodes(&plan[0]["Plan"], &mut nodes);
 
     let tables = ["messages", "rooms", "users"];
     let mut reads = 0;
-    for node in &nodes {
+    for node in nodes {
         let kind = node["Node Type"].as_str().unwrap_or_default();
         assert_ne!(
             kind, "Seq Scan",

@@ -278,7 +278,7 @@ async fn the_room_filter_still_returns_limit_hits_through_the_index() {
     ))
     .await;
 
-    let plan = explain(&db).await;
+    let plan = explain_small_room_search(&db).await;
     assert!(plan.contains("messages_embedding_ivfflat_idx"), "{plan}");
 
     let (status, body) = node
@@ -295,28 +295,18 @@ async fn the_room_filter_still_returns_limit_hits_through_the_index() {
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
 }
 
-async fn explain(db: &crate::helpers::TestDb) -> String {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Line {
-        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
-        line: String,
-    }
+async fn explain_small_room_search(db: &crate::helpers::TestDb) -> String {
     let mut conn = db.connect().await;
     let vector = bosar_chat::embed::hash::embed_one("copper lantern");
     let literal = format!("{vector:?}");
-    let lines: Vec<Line> = diesel::sql_query(format!(
-        "EXPLAIN SELECT id FROM messages
-         WHERE room_id = (SELECT id FROM rooms WHERE name = 'small') AND embedding IS NOT NULL
-         ORDER BY {} <-> message_search_key((SELECT id FROM rooms WHERE name = 'small'), '{literal}')::halfvec(400) LIMIT 20",
-        bosar_chat::store::vector_index::INDEXED
-    ))
-    .load(&mut conn)
+    crate::helpers::explain(
+        &mut conn,
+        &format!(
+            "EXPLAIN SELECT id FROM messages
+             WHERE room_id = (SELECT id FROM rooms WHERE name = 'small') AND embedding IS NOT NULL
+             ORDER BY {} <-> message_search_key((SELECT id FROM rooms WHERE name = 'small'), '{literal}')::halfvec(400) LIMIT 20",
+            bosar_chat::store::vector_index::INDEXED
+        ),
+    )
     .await
-    .expect("explain");
-    lines
-        .into_iter()
-        .map(|l| l.line)
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -73,6 +73,24 @@ impl TestDb {
     }
 }
 
+/// The output of an `EXPLAIN …` statement, its lines joined (one line for `FORMAT JSON`).
+pub async fn explain(conn: &mut AsyncPgConnection, statement: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let lines: Vec<Line> = diesel::sql_query(statement)
+        .load(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl Drop for TestDb {
     /// Drops the database on a short-lived thread. The wait is bounded: this runs on the test's
     /// runtime thread, where a node's task may be half-way through opening a connection; that

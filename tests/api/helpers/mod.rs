@@ -11,7 +11,7 @@ pub mod vectors;
 pub mod ws;
 
 #[allow(unused_imports)]
-pub use db::TestDb;
+pub use db::{TestDb, explain};
 #[allow(unused_imports)]
 pub use fake_openai::{FakeOpenAi, Fault};
 #[allow(unused_imports)]
