@@ -75,6 +75,8 @@ async fn run_all(url: &str) -> anyhow::Result<Vec<(String, &'static str, Outcome
     }
     let app = Application::build(Config::from_source(&env)?).await?;
     let state = app.state();
+    // The commit lanes run on the node's first HTTP worker, which starts with the server.
+    actix_rt::spawn(app.run_until_stopped());
     let user = users::create(&state.pool, "bench", None).await?;
     let user_name: Arc<str> = Arc::from("bench");
 

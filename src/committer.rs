@@ -73,17 +73,29 @@ pub struct Committer {
     in_flight: Arc<AtomicUsize>,
 }
 
+/// The lanes' receiving ends, to be run on the runtime the node chooses ([`Lanes::spawn`]).
+pub struct Lanes(Vec<(mpsc::Receiver<Pending>, Lane)>);
+
+impl Lanes {
+    /// Runs every lane on the current actix runtime.
+    pub fn spawn(self) {
+        for (rx, lane) in self.0 {
+            actix_rt::spawn(run_lane(rx, lane));
+        }
+    }
+}
+
 impl Committer {
-    /// Starts the lanes on the current actix runtime; each holds its own connection. With a
-    /// bus, every committed batch is also published to the other nodes.
-    pub fn start(
+    /// The committer and its lanes, which take messages once spawned; each lane holds its own
+    /// connection. With a bus, every committed batch is also published to the other nodes.
+    pub fn new(
         database: &DatabaseConfig,
         metrics: &Metrics,
         node: &str,
         bus: Option<Addr<Bus>>,
-    ) -> Self {
+    ) -> (Self, Lanes) {
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let lanes: Vec<_> = (0..database.commit_lanes)
+        let (senders, lanes): (Vec<_>, Vec<_>) = (0..database.commit_lanes)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let lane = Lane {
@@ -94,14 +106,14 @@ impl Committer {
                     bus: bus.clone(),
                     in_flight: in_flight.clone(),
                 };
-                actix_rt::spawn(run_lane(rx, lane));
-                tx
+                (tx, (rx, lane))
             })
-            .collect();
-        Self {
-            lanes: lanes.into(),
+            .unzip();
+        let committer = Self {
+            lanes: senders.into(),
             in_flight,
-        }
+        };
+        (committer, Lanes(lanes))
     }
 
     /// Waits (at most `limit`) until every message submitted so far is answered and handed on.

@@ -3,7 +3,7 @@
 //! process).
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -50,10 +50,16 @@ impl Application {
         let grace = config.shutdown_grace;
         let node = config.node_id.clone();
 
-        let state = web::Data::new(AppState::new(config, pool, redis, metrics));
+        let (state, services) = AppState::new(config, pool, redis, metrics);
+        let state = web::Data::new(state);
         let indexer = crate::embed::indexer::start(&state).context("starting the indexer")?;
         let app_state = state.clone();
+        // The first worker to start runs the bus and the commit lanes beside its connections.
+        let services = Arc::new(Mutex::new(Some(services)));
         let server = HttpServer::new(move || {
+            if let Some(services) = services.lock().ok().and_then(|mut s| s.take()) {
+                services.start();
+            }
             App::new()
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(app_state.clone())

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix::{Actor, Addr};
+use actix::dev::channel::{self, AddressReceiver};
+use actix::{Addr, Context};
 
 use crate::actors::connection::Connections;
 use crate::actors::registry::RoomRegistry;
@@ -12,7 +13,7 @@ use crate::auth::JwtKeys;
 use crate::auth::hasher::Hasher;
 use crate::bus::RedisLink;
 use crate::bus::actor::Bus;
-use crate::committer::Committer;
+use crate::committer::{Committer, Lanes};
 use crate::config::Config;
 use crate::embed::{self, Embedder};
 use crate::metrics::Metrics;
@@ -38,33 +39,37 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The shared state of a node; starts its bus (with Redis) and commit lanes on the current
-    /// runtime.
+    /// The shared state of a node, and its bus (with Redis) and commit lanes, which run once
+    /// started.
     pub fn new(
         config: Config,
         pool: DbPool,
         redis: Option<Arc<RedisLink>>,
         metrics: Metrics,
-    ) -> Self {
+    ) -> (Self, Services) {
         let jwt = JwtKeys::new(
             config.auth.jwt_secret.expose().as_bytes(),
             config.auth.jwt_ttl,
         );
         let registry = Arc::new(RoomRegistry::default());
+        // The bus's address exists now; the actor runs once `Services::start` is called.
         let bus = config.redis.url.is_some().then(|| {
-            Bus::new(
+            let (tx, rx) = channel::channel(16);
+            let bus = Bus::new(
                 config.node_id.clone(),
                 config.redis.clone(),
                 config.redis.presence_ttl,
                 registry.clone(),
                 pool.clone(),
                 metrics.clone(),
-            )
-            .start()
+            );
+            (Addr::new(tx), (rx, bus))
         });
-        let committer = Committer::start(&config.database, &metrics, &config.node_id, bus.clone());
+        let (bus, pending_bus) = bus.unzip();
+        let (committer, lanes) =
+            Committer::new(&config.database, &metrics, &config.node_id, bus.clone());
         let embedder = embed::from_config(&config.embeddings);
-        Self {
+        let state = Self {
             config,
             pool,
             redis,
@@ -77,7 +82,12 @@ impl AppState {
             connections: Connections::default(),
             embedder,
             draining: AtomicBool::new(false),
-        }
+        };
+        let services = Services {
+            bus: pending_bus,
+            lanes,
+        };
+        (state, services)
     }
 
     pub fn node_id(&self) -> &str {
@@ -91,5 +101,23 @@ impl AppState {
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+}
+
+/// A node's own actors — the bus and the commit lanes — made with its state and run where the
+/// node starts them: on the runtime that also serves its connections, so that a node with one
+/// worker thread hands messages between them without waking another thread.
+pub struct Services {
+    bus: Option<(AddressReceiver<Bus>, Bus)>,
+    lanes: Lanes,
+}
+
+impl Services {
+    /// Runs the bus and the lanes on the current actix runtime.
+    pub fn start(self) {
+        if let Some((rx, bus)) = self.bus {
+            Context::with_receiver(rx).run(bus);
+        }
+        self.lanes.spawn();
     }
 }
