@@ -1,5 +1,6 @@
 //! What every request handler and actor of one node shares: configuration, the database pool,
-//! the Redis link, metrics, the embedder, and the draining flag.
+//! the Redis link, metrics, the embedder, and the draining flag; and the node's own actors (bus,
+//! commit lanes), which the first HTTP worker starts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,9 @@ use crate::config::Config;
 use crate::embed::{self, Embedder};
 use crate::metrics::Metrics;
 use crate::store::DbPool;
+
+/// The bus's mailbox capacity (actix's default for an actor's mailbox).
+const BUS_MAILBOX: usize = 16;
 
 pub struct AppState {
     pub config: Config,
@@ -54,7 +58,7 @@ impl AppState {
         let registry = Arc::new(RoomRegistry::default());
         // The bus's address exists now; the actor runs once `Services::start` is called.
         let bus = config.redis.url.is_some().then(|| {
-            let (tx, rx) = channel::channel(16);
+            let (tx, rx) = channel::channel(BUS_MAILBOX);
             let bus = Bus::new(
                 config.node_id.clone(),
                 config.redis.clone(),
