@@ -28,7 +28,8 @@ pub struct Application {
 
 impl Application {
     /// Applies migrations (when `RUN_MIGRATIONS`), prepares the shared state and binds the
-    /// listener. The server runs once [`Application::run_until_stopped`] is awaited.
+    /// listener. The server runs once [`Application::run_until_stopped`] is awaited (or
+    /// spawned); only then do the commit lanes and the bus run, on its first worker.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let started = Instant::now();
         crate::store::connect::install_crypto_provider();
@@ -93,6 +94,8 @@ impl Application {
         self.port
     }
 
+    /// The node's shared state. Sends submitted to its committer are answered once the server
+    /// runs (see [`Application::build`]).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
