@@ -121,6 +121,9 @@ async fn rejoin_with_since_replays_exactly_the_missed_messages_then_live_ones() 
         (1..=total).collect::<Vec<_>>(),
         "every message once, in order"
     );
+    // Nothing missed: the room has nothing newer to tell.
+    let mut ws = WsClient::connect(&node, &bob).await;
+    assert_eq!(ws.join("general", Some(total)).await["last_seq"], total);
 }
 
 #[actix_web::test]
