@@ -3,6 +3,7 @@
 
 use std::sync::Once;
 
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -60,6 +61,45 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
         span: tracing::Span,
         outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
     ) {
+        let failure = match outcome {
+            Ok(response) => response.response().error().map(|e| (response.status(), e)),
+            Err(error) => Some((error.as_response_error().status_code(), error)),
+        };
+        if let Some((status, error)) = failure {
+            let _entered = span.enter();
+            let status = status.as_u16();
+            match failure_level(status) {
+                Level::ERROR => tracing::error!(status, "request failed: {error}"),
+                Level::WARN => tracing::warn!(status, "request failed: {error}"),
+                _ => tracing::info!(status, "request refused: {error}"),
+            }
+        }
         tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// How loudly a failed request is logged. A fault of the server is an error. Being unavailable
+/// (PostgreSQL or Redis away, or this node draining: every client it turns away during a deploy
+/// gets a 503) passes by itself, so it is a warning. A client's mistake is information.
+fn failure_level(status: u16) -> Level {
+    match status {
+        503 => Level::WARN,
+        500.. => Level::ERROR,
+        _ => Level::INFO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draining_or_cut_off_node_warns_a_fault_is_an_error_a_bad_request_informs() {
+        assert_eq!(failure_level(503), Level::WARN);
+        assert_eq!(failure_level(500), Level::ERROR);
+        assert_eq!(failure_level(502), Level::ERROR);
+        assert_eq!(failure_level(401), Level::INFO);
+        assert_eq!(failure_level(404), Level::INFO);
+        assert_eq!(failure_level(429), Level::INFO);
     }
 }
