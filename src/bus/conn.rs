@@ -9,6 +9,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, RedisResult};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -16,6 +17,13 @@ use crate::config::RedisConfig;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Publishes are small and latency-bound, and many are written while earlier ones are still
+/// unanswered: with Nagle's algorithm on (the client's default) each such write waits a round
+/// trip to Redis, so the socket is opened with `TCP_NODELAY`.
+fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
 
 #[derive(Clone)]
 pub enum BusConn {
@@ -37,6 +45,7 @@ impl BusConn {
                 .push_sender(push)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
+                .tcp_settings(tcp_settings())
                 .build()?;
             Ok(Self::Cluster(client.get_async_connection().await?))
         } else {
@@ -45,7 +54,10 @@ impl BusConn {
                 .redis_settings()
                 .clone()
                 .set_protocol(ProtocolVersion::RESP3);
-            let client = redis::Client::open(info.set_redis_settings(settings))?;
+            let info = info
+                .set_redis_settings(settings)
+                .set_tcp_settings(tcp_settings());
+            let client = redis::Client::open(info)?;
             let config = ConnectionManagerConfig::new()
                 .set_push_sender(push)
                 .set_automatic_resubscription()
