@@ -124,6 +124,12 @@ impl Committer {
         }
     }
 
+    /// Whether every lane still takes messages. A lane stops only if its task dies; from then on
+    /// each message for its rooms is refused as `unavailable`.
+    pub fn is_running(&self) -> bool {
+        self.lanes.iter().all(|lane| !lane.is_closed())
+    }
+
     /// Queues a message; the answer arrives on `pending.reply`.
     pub fn submit(&self, pending: Pending) {
         let lane = usize::try_from(pending.room_id.unsigned_abs()).unwrap_or(0) % self.lanes.len();

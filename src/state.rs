@@ -106,6 +106,13 @@ impl AppState {
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
+
+    /// Whether the node's own actors still run: every commit lane and, with Redis, the bus.
+    /// They stop only if their task dies (a bug), and such a node cannot recover by itself: it
+    /// refuses every send and misses the other nodes' messages until it is replaced.
+    pub fn services_running(&self) -> bool {
+        self.committer.is_running() && self.bus.as_ref().is_none_or(Addr::connected)
+    }
 }
 
 /// A node's own actors — the bus and the commit lanes — made with its state and run where the
@@ -123,5 +130,51 @@ impl Services {
             Context::with_receiver(rx).run(bus);
         }
         self.lanes.spawn();
+    }
+}
+
+/// A node's state with its actors not started (their mailboxes and queues are open), for tests
+/// of what depends on them. The database and Redis URLs point nowhere.
+#[cfg(test)]
+pub(crate) fn unstarted(redis: bool) -> (AppState, Services) {
+    let mut env: std::collections::HashMap<String, String> = [
+        ("DATABASE_URL", "postgres://u:p@127.0.0.1:1/db"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("EMBEDDINGS_PROVIDER", "off"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if redis {
+        env.insert("REDIS_URL".into(), "redis://127.0.0.1:1".into());
+    }
+    let config = Config::from_source(&env).expect("config");
+    let pool = crate::store::pool::build(&config.database).expect("pool");
+    let metrics = Metrics::new(&config.node_id).expect("metrics");
+    AppState::new(config, pool, None, metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A dead task drops the receiving end of its queue or mailbox, as these tests do.
+
+    #[actix_rt::test]
+    async fn a_node_whose_commit_lane_is_gone_is_not_running() {
+        let (state, services) = unstarted(false);
+        assert!(state.services_running());
+        drop(services.lanes);
+        assert!(!state.services_running());
+    }
+
+    #[actix_rt::test]
+    async fn a_cluster_node_whose_bus_is_gone_is_not_running() {
+        let (state, services) = unstarted(true);
+        assert!(state.services_running());
+        let Services { bus, lanes } = services;
+        drop(bus);
+        assert!(!state.services_running());
+        drop(lanes);
     }
 }

@@ -12,15 +12,24 @@ use crate::store::pool;
 
 const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// 200 while the node serves; 503 while it drains, or once one of its own actors (a commit
+/// lane, the bus) has died, so that the container's health check has it replaced.
 pub async fn liveness(state: web::Data<AppState>) -> HttpResponse {
-    let draining = state.is_draining();
-    let mut response = if draining {
-        HttpResponse::ServiceUnavailable()
+    let status = if state.is_draining() {
+        "draining"
+    } else if !state.services_running() {
+        tracing::error!("a commit lane or the bus has stopped; this node must be replaced");
+        "failed"
     } else {
+        "ok"
+    };
+    let mut response = if status == "ok" {
         HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
     };
     response.json(json!({
-        "status": if draining { "draining" } else { "ok" },
+        "status": status,
         "node": state.node_id(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
@@ -90,4 +99,25 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::to_bytes;
+
+    use super::*;
+
+    #[actix_rt::test]
+    async fn liveness_fails_once_a_commit_lane_has_died() {
+        let (state, services) = crate::state::unstarted(false);
+        let state = web::Data::new(state);
+        assert_eq!(liveness(state.clone()).await.status(), 200);
+
+        drop(services);
+        let response = liveness(state).await;
+        assert_eq!(response.status(), 503);
+        let body: serde_json::Value =
+            serde_json::from_slice(&to_bytes(response.into_body()).await.unwrap()).unwrap();
+        assert_eq!(body["status"], "failed");
+    }
 }
