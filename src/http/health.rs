@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
@@ -15,20 +16,15 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
 /// 200 while the node serves; 503 while it drains, or once one of its own actors (a commit
 /// lane, the bus) has died, so that the container's health check has it replaced.
 pub async fn liveness(state: web::Data<AppState>) -> HttpResponse {
-    let status = if state.is_draining() {
-        "draining"
+    let (code, status) = if state.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
     } else if !state.services_running() {
         tracing::error!("a commit lane or the bus has stopped; this node must be replaced");
-        "failed"
+        (StatusCode::SERVICE_UNAVAILABLE, "failed")
     } else {
-        "ok"
+        (StatusCode::OK, "ok")
     };
-    let mut response = if status == "ok" {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::ServiceUnavailable()
-    };
-    response.json(json!({
+    HttpResponse::build(code).json(json!({
         "status": status,
         "node": state.node_id(),
         "version": env!("CARGO_PKG_VERSION"),
