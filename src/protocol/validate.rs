@@ -26,9 +26,15 @@ pub fn is_valid_password(password: &str) -> bool {
     (8..=128).contains(&password.chars().count())
 }
 
-/// `client_msg_id` and `ref`: 1 to 64 characters.
+/// `client_msg_id` and `ref`: 1 to 64 characters, none of them NUL.
 pub fn is_valid_short_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().count() <= 64
+    !id.is_empty() && id.chars().count() <= 64 && is_storable(id)
+}
+
+/// Whether PostgreSQL's `text` can hold `s`: it takes any UTF-8 but the NUL character, and a
+/// statement binding one fails whole (a commit batch with it would fail every sender in it).
+pub fn is_storable(s: &str) -> bool {
+    !s.contains('\0')
 }
 
 pub const HISTORY_DEFAULT_LIMIT: i64 = 50;
@@ -67,6 +73,18 @@ mod tests {
         for bad in ["", "General", "-x", "_x", "a b", &"r".repeat(65), "é"] {
             assert!(!is_valid_room_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn short_ids_and_storable_text() {
+        for ok in ["c-17", "é", &"x".repeat(64)] {
+            assert!(is_valid_short_id(ok), "{ok}");
+        }
+        for bad in ["", &"x".repeat(65), "a\0b"] {
+            assert!(!is_valid_short_id(bad), "{bad}");
+        }
+        assert!(is_storable("tab\tand newline\n are fine"));
+        assert!(!is_storable("nul\0"));
     }
 
     #[test]

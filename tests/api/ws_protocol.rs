@@ -367,6 +367,58 @@ async fn a_send_from_an_unknown_user_is_refused_alone() {
     assert_eq!(db.message_count().await, 20);
 }
 
+/// PostgreSQL's text cannot hold a NUL character: a body or `client_msg_id` with one is refused
+/// as `bad_request` before it reaches a commit batch, where it would fail everyone's sends.
+#[actix_web::test]
+async fn a_nul_character_is_refused_alone() {
+    let (db, node) = single_node(&[]).await;
+    let alice = node.register("alice").await;
+    let mallory = node.register("mallory").await;
+    node.create_room(&alice, "general", false).await;
+    let mut sender = WsClient::connect(&node, &alice).await;
+    let mut poisoner = WsClient::connect(&node, &mallory).await;
+    sender.join("general", None).await;
+    poisoner.join("general", None).await;
+
+    // Interleaved without waiting, so that they would land in the same commit batches.
+    for n in 0..20 {
+        let bad = if n % 2 == 0 {
+            json!({"type": "send", "room": "general", "body": "a\u{0}b", "ref": format!("m{n}")})
+        } else {
+            json!({"type": "send", "room": "general", "body": "ok", "client_msg_id": "c\u{0}",
+                   "ref": format!("m{n}")})
+        };
+        poisoner.send(bad).await;
+        sender
+            .send(json!({"type": "send", "room": "general", "body": "hi", "ref": format!("a{n}")}))
+            .await;
+    }
+    let mut refused = 0;
+    while refused < 20 {
+        let frame = poisoner.recv_json().await;
+        match frame["type"].as_str() {
+            Some("error") => {
+                assert_eq!(frame["code"], "bad_request", "{frame}");
+                assert_eq!(frame["ref"], format!("m{refused}"), "{frame}");
+                refused += 1;
+            }
+            Some("message" | "presence") => {}
+            _ => panic!("mallory got {frame}"),
+        }
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 20 {
+        let frame = sender.recv_json().await;
+        match frame["type"].as_str() {
+            Some("ack") => acked.push(frame["seq"].as_i64().unwrap()),
+            Some("message" | "presence") => {}
+            _ => panic!("alice got {frame}"),
+        }
+    }
+    assert_eq!(acked, (1..=20).collect::<Vec<_>>());
+    assert_eq!(db.message_count().await, 20);
+}
+
 #[actix_web::test]
 async fn presence_and_typing_reach_the_other_members() {
     let (_db, node) = single_node(&[]).await;

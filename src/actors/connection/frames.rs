@@ -17,7 +17,8 @@ use crate::committer::{Pending, SendError};
 use crate::protocol::ServerFrame;
 use crate::protocol::client::{self, ClientFrame};
 use crate::protocol::validate::{
-    HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, is_valid_room_name, is_valid_short_id, page_limit,
+    HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, is_storable, is_valid_room_name, is_valid_short_id,
+    page_limit,
 };
 use crate::store::rooms::{self, RoomAccess};
 use crate::store::{StoreError, history};
@@ -207,11 +208,18 @@ impl Connection {
         if body.trim().is_empty() {
             return self.error(ctx, r, refuse(Code::BadRequest, "body must not be empty"));
         }
+        if !is_storable(&body) {
+            let refusal = refuse(Code::BadRequest, "body must not contain the NUL character");
+            return self.error(ctx, r, refusal);
+        }
         if client_msg_id
             .as_deref()
             .is_some_and(|id| !is_valid_short_id(id))
         {
-            let refusal = refuse(Code::BadRequest, "client_msg_id must be 1 to 64 characters");
+            let refusal = refuse(
+                Code::BadRequest,
+                "client_msg_id must be 1 to 64 characters, none of them NUL",
+            );
             return self.error(ctx, r, refusal);
         }
         let Some((name, joined)) = self.rooms.get_key_value(room.as_str()) else {
