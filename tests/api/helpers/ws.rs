@@ -134,11 +134,12 @@ impl WsClient {
         }
     }
 
-    /// Reads and discards whatever arrives within a millisecond (a sender keeping up).
-    pub async fn drain_pending(&mut self) {
-        while let Ok(Some(Ok(_))) =
-            tokio::time::timeout(Duration::from_millis(1), self.framed.next()).await
-        {}
+    /// Reads until `count` acks have arrived, skipping the room's traffic: a sender keeping up
+    /// with what it is sent, however the machine's load delays the frames.
+    pub async fn await_acks(&mut self, count: usize) {
+        for _ in 0..count {
+            self.recv_type_any(&["ack"]).await;
+        }
     }
 
     /// The close code the server ends with, skipping any frames before it.
