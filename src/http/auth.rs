@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::error::ApiError;
-use crate::protocol::validate::{is_valid_password, is_valid_username};
+use crate::protocol::validate::{USERNAME_RULE, is_valid_password, is_valid_username};
 use crate::state::AppState;
 use crate::store::{StoreError, users};
 
@@ -59,9 +59,7 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { username, password } = body.into_inner();
     if !is_valid_username(&username) {
-        return Err(ApiError::BadRequest(
-            "username must be 3 to 32 letters, digits, '_', '.' or '-'".into(),
-        ));
+        return Err(ApiError::BadRequest(USERNAME_RULE.into()));
     }
     if !is_valid_password(&password) {
         return Err(ApiError::BadRequest(

@@ -9,7 +9,8 @@ use super::extract::AuthUser;
 use crate::error::ApiError;
 use crate::protocol::Message;
 use crate::protocol::validate::{
-    HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, is_valid_room_name, page_limit,
+    HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, USERNAME_RULE, is_valid_room_name, is_valid_username,
+    page_limit,
 };
 use crate::state::AppState;
 use crate::store::rooms::{self, RoomAccess};
@@ -86,6 +87,11 @@ pub async fn add_member(
         return Err(ApiError::Forbidden(
             "only the room's owner adds members".into(),
         ));
+    }
+    // A name no account can have is refused before the lookup (a NUL character in it would
+    // fail the query itself).
+    if !is_valid_username(&body.username) {
+        return Err(ApiError::BadRequest(USERNAME_RULE.into()));
     }
     let Some(member) = users::find_by_name(&state.pool, &body.username).await? else {
         return Err(ApiError::NotFound("no such user".into()));

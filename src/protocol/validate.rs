@@ -1,5 +1,8 @@
 //! Field rules shared by REST and WebSocket input: names, sizes and limits.
 
+/// What [`is_valid_username`] asks, for error messages.
+pub const USERNAME_RULE: &str = "username must be 3 to 32 letters, digits, '_', '.' or '-'";
+
 /// Usernames: `^[A-Za-z0-9_.-]{3,32}$`.
 pub fn is_valid_username(name: &str) -> bool {
     (3..=32).contains(&name.len())

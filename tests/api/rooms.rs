@@ -54,6 +54,10 @@ async fn rooms_are_created_once_and_listed_by_visibility() {
     // Only the owner adds members; then the room is visible to the member.
     assert_eq!(node.add_member(&bob, "secret", "bob").await, 403);
     assert_eq!(node.add_member(&alice, "secret", "nobody").await, 404);
+    // A name no account can have, a NUL character included, is a bad request, not a failure.
+    for bad in ["no\u{0}body", "has space", "ab"] {
+        assert_eq!(node.add_member(&alice, "secret", bad).await, 400, "{bad:?}");
+    }
     assert_eq!(node.add_member(&alice, "secret", "bob").await, 204);
     assert_eq!(
         names(node.get_authed("/api/rooms", &bob).await.1),
