@@ -146,7 +146,7 @@ async fn a_slow_reader_is_closed_with_4008_while_the_room_keeps_flowing() {
         for n in 0..total {
             sender.send(json!({"type": "send", "room": "firehose", "body": body, "client_msg_id": format!("m{n}")})).await;
             if n % 10 == 9 {
-                sender.await_acks(10).await;
+                sender.ack_seqs(10).await;
                 actix_rt::time::sleep(Duration::from_millis(5)).await;
             }
         }

@@ -352,15 +352,7 @@ async fn a_send_from_an_unknown_user_is_refused_alone() {
             _ => {}
         }
     }
-    let mut acked = Vec::new();
-    while acked.len() < 20 {
-        let frame = sender.recv_json().await;
-        match frame["type"].as_str() {
-            Some("ack") => acked.push(frame["seq"].as_i64().unwrap()),
-            Some("message" | "presence") => {}
-            _ => panic!("alice got {frame}"),
-        }
-    }
+    let acked = sender.ack_seqs(20).await;
     // Acks come in send order, also when one commit batch answers several sends at once.
     assert_eq!(acked, (1..=20).collect::<Vec<_>>());
 
@@ -406,15 +398,7 @@ async fn a_nul_character_is_refused_alone() {
             _ => panic!("mallory got {frame}"),
         }
     }
-    let mut acked = Vec::new();
-    while acked.len() < 20 {
-        let frame = sender.recv_json().await;
-        match frame["type"].as_str() {
-            Some("ack") => acked.push(frame["seq"].as_i64().unwrap()),
-            Some("message" | "presence") => {}
-            _ => panic!("alice got {frame}"),
-        }
-    }
+    let acked = sender.ack_seqs(20).await;
     assert_eq!(acked, (1..=20).collect::<Vec<_>>());
     assert_eq!(db.message_count().await, 20);
 }

@@ -134,12 +134,15 @@ impl WsClient {
         }
     }
 
-    /// Reads until `count` acks have arrived, skipping the room's traffic: a sender keeping up
-    /// with what it is sent, however the machine's load delays the frames.
-    pub async fn await_acks(&mut self, count: usize) {
+    /// The seqs of the next `count` acks, in the order they arrive, skipping the room's traffic
+    /// (also how a sender keeps up with what it is sent, however load delays the frames).
+    pub async fn ack_seqs(&mut self, count: usize) -> Vec<i64> {
+        let mut seqs = Vec::with_capacity(count);
         for _ in 0..count {
-            self.recv_type_any(&["ack"]).await;
+            let ack = self.recv_type_any(&["ack"]).await;
+            seqs.push(ack["seq"].as_i64().expect("an ack's seq"));
         }
+        seqs
     }
 
     /// The close code the server ends with, skipping any frames before it.
