@@ -122,7 +122,8 @@ struct Locked {
 }
 
 /// One round on a connection of its own: finish an interrupted rebuild, then rebuild when the
-/// table has outgrown the index, or when the index is not over the search key.
+/// table has outgrown the index, or when the index is not the one this version builds (over the
+/// search key, of embedded messages only).
 pub async fn run_once(url: &str, options: ReclusterOptions) -> anyhow::Result<Round> {
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(url))
         .await
@@ -143,7 +144,7 @@ pub async fn run_once(url: &str, options: ReclusterOptions) -> anyhow::Result<Ro
     let current = index.lists;
     let rows = vector_index::embedded_rows(&mut conn).await?;
     let target = vector_index::lists_for(rows, options.min_rows, options.rows_per_list);
-    if index.keyed && !vector_index::worth_rebuilding(current, target) {
+    if index.is_current_shape() && !vector_index::worth_rebuilding(current, target) {
         return Ok(Round::Fine { lists: current });
     }
     tracing::info!(
@@ -151,6 +152,7 @@ pub async fn run_once(url: &str, options: ReclusterOptions) -> anyhow::Result<Ro
         from = current,
         to = target,
         keyed = index.keyed,
+        partial = index.partial,
         "rebuilding the search index"
     );
     vector_index::rebuild(&mut conn, target).await?;

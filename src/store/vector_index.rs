@@ -1,7 +1,8 @@
 //! The IVFFlat index behind semantic search, and its re-clustering as the table grows.
 //!
 //! The index covers each message's search key ([`search_key!`]), which keeps rooms in lists of
-//! their own.
+//! their own, for the messages that have an embedding ([`PREDICATE`]): new messages are stored
+//! without one, and an insert skips a partial index before computing its key.
 //!
 //! IVFFlat splits the vectors into `lists` clusters around centroids computed when the index is
 //! built; a search scans the lists nearest to the query. Rows added later join the list of their
@@ -38,6 +39,8 @@ pub(crate) use search_key;
 
 /// The indexed expression.
 pub const INDEXED: &str = search_key!("room_id", "embedding");
+/// The rows indexed (migration 8). Searches ask for them, so the planner may use the index.
+pub const PREDICATE: &str = "embedding IS NOT NULL";
 /// A rebuilt index until it replaces [`INDEX`].
 const NEXT: &str = "messages_embedding_ivfflat_next";
 
@@ -77,6 +80,8 @@ struct IndexRow {
     lists: i64,
     #[diesel(sql_type = Bool)]
     keyed: bool,
+    #[diesel(sql_type = Bool)]
+    partial: bool,
 }
 
 /// The search index as it is.
@@ -87,6 +92,17 @@ pub struct Current {
     /// or by a node of an older version during a rolling deploy) serves no search of this version
     /// and must be rebuilt.
     pub keyed: bool,
+    /// Whether it holds only the rows of [`PREDICATE`]. An index over every row (built before
+    /// migration 8 on a table too large for the migration to rebuild, or by an older node) serves
+    /// searches but costs every insert; it is rebuilt too.
+    pub partial: bool,
+}
+
+impl Current {
+    /// Whether it is the index this version builds.
+    pub fn is_current_shape(&self) -> bool {
+        self.keyed && self.partial
+    }
 }
 
 /// The search index, `None` when it does not exist.
@@ -98,6 +114,7 @@ pub async fn current(conn: &mut AsyncPgConnection) -> StoreResult<Option<Current
         .map(|i| Current {
             lists: i.lists,
             keyed: i.keyed,
+            partial: i.partial,
         }))
 }
 
@@ -107,12 +124,14 @@ async fn indexes(conn: &mut AsyncPgConnection) -> StoreResult<Vec<IndexRow>> {
                 coalesce((SELECT split_part(o, '=', 2)::bigint FROM unnest(c.reloptions) o
                           WHERE o LIKE 'lists=%'), 100) AS lists,
                 pg_get_indexdef(i.indexrelid) LIKE '%message_search_key(room_id, embedding)%'
-                    AS keyed
+                    AS keyed,
+                coalesce(pg_get_expr(i.indpred, i.indrelid), '') = $3 AS partial
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
          WHERE i.indrelid = 'messages'::regclass AND c.relname IN ($1, $2)",
     )
     .bind::<Text, _>(INDEX)
     .bind::<Text, _>(NEXT)
+    .bind::<Text, _>(format!("({PREDICATE})"))
     .load(conn)
     .await
     .map_err(StoreError::from)
@@ -177,7 +196,8 @@ pub async fn rebuild(conn: &mut AsyncPgConnection, lists: i64) -> StoreResult<()
         conn,
         &format!(
             "CREATE INDEX CONCURRENTLY {NEXT} ON messages
-             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = {lists})"
+             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = {lists})
+             WHERE {PREDICATE}"
         ),
     )
     .await?;

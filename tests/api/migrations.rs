@@ -1,5 +1,6 @@
 //! The embedded migrations: a fresh database gets the whole schema with pgvector, a second run
-//! is a no-op, and every migration can be reverted and applied again.
+//! is a no-op, every migration can be reverted and applied again, and the search index is rebuilt
+//! by a migration only on a small table.
 
 use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -69,7 +70,7 @@ async fn the_schema_has_tables_constraints_and_the_vector_index() {
     .join("\n");
     assert!(
         indexes.contains(
-            "USING ivfflat (((message_search_key(room_id, embedding))::halfvec(400)) halfvec_l2_ops) WITH (lists='1')"
+            "USING ivfflat (((message_search_key(room_id, embedding))::halfvec(400)) halfvec_l2_ops) WITH (lists='1') WHERE (embedding IS NOT NULL)"
         ),
         "{indexes}"
     );
@@ -105,4 +106,44 @@ async fn every_migration_reverts_and_reapplies() {
     })
     .await
     .expect("migration thread");
+}
+
+/// Migration 8 rebuilds the search index as a partial one only on a small table: a large one
+/// keeps its index (writes are never blocked behind a long build at deploy) until the search
+/// index upkeep rebuilds it concurrently.
+#[actix_web::test]
+async fn a_large_table_keeps_its_search_index_for_the_upkeep_to_rebuild() {
+    let db = TestDb::create().await;
+    let url = db.url.clone();
+    let revert = move || {
+        let mut conn =
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).expect("connect");
+        conn.revert_last_migration(MIGRATIONS).expect("revert");
+    };
+    tokio::task::spawn_blocking(revert)
+        .await
+        .expect("migration thread");
+    let mut conn = db.connect().await;
+    for sql in [
+        "INSERT INTO users (username) VALUES ('owner')",
+        "INSERT INTO rooms (name, owner_id) SELECT 'big', id FROM users",
+        "INSERT INTO messages (id, room_id, seq, user_id, body, created_at)
+         SELECT gen_random_uuid(), r.id, g, r.owner_id, 'm' || g, now()
+         FROM rooms r, generate_series(1, 10000) g",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
+    }
+    let applied = migrate::run_pending(&DatabaseConfig::for_url(&db.url))
+        .await
+        .expect("reapply");
+    assert_eq!(applied.len(), 1, "{applied:?}");
+
+    let search_index = "SELECT indexdef AS name FROM pg_indexes
+                        WHERE indexname = 'messages_embedding_ivfflat_idx'";
+    let definition = names(&db, search_index).await;
+    assert_eq!(definition.len(), 1, "{definition:?}");
+    assert!(
+        !definition[0].contains("WHERE"),
+        "rebuilt on a large table: {definition:?}"
+    );
 }

@@ -2,7 +2,7 @@
 //! it has grown, one node at a time, and interrupted rebuilds finished by the next round.
 
 use bosar_chat::embed::recluster::{ReclusterOptions, Round, run_once};
-use bosar_chat::store::vector_index::INDEXED;
+use bosar_chat::store::vector_index::{INDEXED, PREDICATE};
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel_async::RunQueryDsl;
 
@@ -47,6 +47,9 @@ struct SearchIndex {
     valid: bool,
     #[diesel(sql_type = Text)]
     options: String,
+    /// Whether it holds only the embedded messages.
+    #[diesel(sql_type = Bool)]
+    partial: bool,
 }
 
 /// Every IVFFlat index on `messages`.
@@ -54,7 +57,9 @@ async fn search_indexes(db: &TestDb) -> Vec<SearchIndex> {
     let mut conn = db.connect().await;
     diesel::sql_query(
         "SELECT c.relname::text AS name, i.indisvalid AS valid,
-                coalesce(array_to_string(c.reloptions, ','), '') AS options
+                coalesce(array_to_string(c.reloptions, ','), '') AS options,
+                coalesce(pg_get_expr(i.indpred, i.indrelid), '') = '(embedding IS NOT NULL)'
+                    AS partial
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
          JOIN pg_am a ON a.oid = c.relam
          WHERE i.indrelid = 'messages'::regclass AND a.amname = 'ivfflat'
@@ -70,6 +75,7 @@ fn index(name: &str, lists: i64) -> SearchIndex {
         name: name.to_owned(),
         valid: true,
         options: format!("lists={lists}"),
+        partial: true,
     }
 }
 
@@ -127,7 +133,7 @@ async fn a_rebuild_cut_off_before_the_swap_is_finished() {
         &db,
         &format!(
             "CREATE INDEX messages_embedding_ivfflat_next ON messages
-             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = 4)"
+             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = 4) WHERE {PREDICATE}"
         ),
     )
     .await;
@@ -205,6 +211,42 @@ async fn an_index_over_the_bare_embedding_is_rebuilt_over_the_search_key() {
         [index("messages_embedding_ivfflat_idx", 6)]
     );
     assert_eq!(count(&db, keyed).await, 1);
+    assert_eq!(
+        run_once(&db.url, OPTIONS).await.expect("round"),
+        Round::Fine { lists: 6 }
+    );
+}
+
+/// An index over every row (the shape before migration 8, which a large table keeps until now,
+/// and which a node of the previous version builds during a rolling deploy) costs each insert
+/// its key: the next round rebuilds it over the embedded messages only, with the same lists.
+#[actix_web::test]
+async fn an_index_over_every_row_is_rebuilt_over_the_embedded_ones() {
+    let db = TestDb::create().await;
+    room_with_embedded_messages(&db, 300).await;
+    execute(&db, "DROP INDEX messages_embedding_ivfflat_idx").await;
+    execute(
+        &db,
+        &format!(
+            "CREATE INDEX messages_embedding_ivfflat_idx ON messages
+             USING ivfflat (({INDEXED}) halfvec_l2_ops) WITH (lists = 6)"
+        ),
+    )
+    .await;
+    let full = SearchIndex {
+        partial: false,
+        ..index("messages_embedding_ivfflat_idx", 6)
+    };
+    assert_eq!(search_indexes(&db).await, [full]);
+
+    assert_eq!(
+        run_once(&db.url, OPTIONS).await.expect("round"),
+        Round::Rebuilt { from: 6, to: 6 }
+    );
+    assert_eq!(
+        search_indexes(&db).await,
+        [index("messages_embedding_ivfflat_idx", 6)]
+    );
     assert_eq!(
         run_once(&db.url, OPTIONS).await.expect("round"),
         Round::Fine { lists: 6 }
