@@ -183,6 +183,29 @@ async fn a_half_built_index_is_dropped_and_the_rebuild_done_again() {
     );
 }
 
+/// Puts `definition` in place of the search index.
+async fn replace_search_index(db: &TestDb, definition: &str) {
+    execute(db, "DROP INDEX messages_embedding_ivfflat_idx").await;
+    execute(db, definition).await;
+}
+
+/// The next round rebuilds an out-of-date index of the right lists (6, for 300 messages) as this
+/// version builds it, and the round after that leaves it alone.
+async fn rebuilt_once_in_the_current_shape(db: &TestDb) {
+    assert_eq!(
+        run_once(&db.url, OPTIONS).await.expect("round"),
+        Round::Rebuilt { from: 6, to: 6 }
+    );
+    assert_eq!(
+        search_indexes(db).await,
+        [index("messages_embedding_ivfflat_idx", 6)]
+    );
+    assert_eq!(
+        run_once(&db.url, OPTIONS).await.expect("round"),
+        Round::Fine { lists: 6 }
+    );
+}
+
 /// An index over the bare embedding (what a node of the previous version builds during a rolling
 /// deploy) serves none of this version's searches: the next round rebuilds it over the search
 /// key, even though its lists are the right number.
@@ -190,8 +213,7 @@ async fn a_half_built_index_is_dropped_and_the_rebuild_done_again() {
 async fn an_index_over_the_bare_embedding_is_rebuilt_over_the_search_key() {
     let db = TestDb::create().await;
     room_with_embedded_messages(&db, 300).await;
-    execute(&db, "DROP INDEX messages_embedding_ivfflat_idx").await;
-    execute(
+    replace_search_index(
         &db,
         "CREATE INDEX messages_embedding_ivfflat_idx ON messages
          USING ivfflat ((embedding::halfvec(384)) halfvec_cosine_ops) WITH (lists = 6)",
@@ -202,19 +224,8 @@ async fn an_index_over_the_bare_embedding_is_rebuilt_over_the_search_key() {
                    AND indexdef LIKE '%message_search_key(room_id, embedding)%'";
     assert_eq!(count(&db, keyed).await, 0);
 
-    assert_eq!(
-        run_once(&db.url, OPTIONS).await.expect("round"),
-        Round::Rebuilt { from: 6, to: 6 }
-    );
-    assert_eq!(
-        search_indexes(&db).await,
-        [index("messages_embedding_ivfflat_idx", 6)]
-    );
+    rebuilt_once_in_the_current_shape(&db).await;
     assert_eq!(count(&db, keyed).await, 1);
-    assert_eq!(
-        run_once(&db.url, OPTIONS).await.expect("round"),
-        Round::Fine { lists: 6 }
-    );
 }
 
 /// An index over every row (the shape before migration 8, which a large table keeps until now,
@@ -224,8 +235,7 @@ async fn an_index_over_the_bare_embedding_is_rebuilt_over_the_search_key() {
 async fn an_index_over_every_row_is_rebuilt_over_the_embedded_ones() {
     let db = TestDb::create().await;
     room_with_embedded_messages(&db, 300).await;
-    execute(&db, "DROP INDEX messages_embedding_ivfflat_idx").await;
-    execute(
+    replace_search_index(
         &db,
         &format!(
             "CREATE INDEX messages_embedding_ivfflat_idx ON messages
@@ -239,16 +249,5 @@ async fn an_index_over_every_row_is_rebuilt_over_the_embedded_ones() {
     };
     assert_eq!(search_indexes(&db).await, [full]);
 
-    assert_eq!(
-        run_once(&db.url, OPTIONS).await.expect("round"),
-        Round::Rebuilt { from: 6, to: 6 }
-    );
-    assert_eq!(
-        search_indexes(&db).await,
-        [index("messages_embedding_ivfflat_idx", 6)]
-    );
-    assert_eq!(
-        run_once(&db.url, OPTIONS).await.expect("round"),
-        Round::Fine { lists: 6 }
-    );
+    rebuilt_once_in_the_current_shape(&db).await;
 }
