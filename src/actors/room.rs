@@ -315,7 +315,7 @@ impl Actor for Room {
 }
 
 impl Handler<Join> for Room {
-    type Result = MessageResult<Join>;
+    type Result = ResponseFuture<JoinInfo>;
 
     fn handle(&mut self, join: Join, ctx: &mut Self::Context) -> Self::Result {
         if let Some(handle) = self.idle.take() {
@@ -326,24 +326,34 @@ impl Handler<Join> for Room {
             user: join.user.clone(),
             outbound: join.outbound,
         };
+        let mut stored = None;
         if self.members.insert(join.conn, member).is_none() {
             let change = self.presence.local_join(&join.user);
             if change.node_changed
                 && let Some(bus) = self.bus()
             {
-                bus.do_send(PresenceFact {
+                stored = Some(bus.send(PresenceFact {
                     room: self.name.clone(),
                     user: join.user.clone(),
                     joined: true,
-                });
+                }));
             }
             if change.cluster_changed {
                 self.announce(&[&join.user], &[], Some(join.conn));
             }
         }
-        MessageResult(JoinInfo {
+        let info = JoinInfo {
             last_seq: self.delivered,
             presence: self.presence.users(),
+        };
+        // `joined` waits (briefly) until the user's presence is in Redis, so that whoever joins
+        // on another node after it lists this user. The connection handles nothing else meanwhile,
+        // and skips what it is delivered up to `last_seq`, so frames stay in order.
+        Box::pin(async move {
+            if let Some(stored) = stored {
+                let _ = tokio::time::timeout(PRESENCE_LOAD_LIMIT, stored).await;
+            }
+            info
         })
     }
 }

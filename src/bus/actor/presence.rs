@@ -14,6 +14,7 @@ use crate::bus::envelope::{Envelope, Payload};
 use crate::bus::keys::{Keys, presence_field, split_presence_field};
 
 /// Room → bus: a user's first connection on this node joined (`joined`) or its last one left.
+/// Answered once the fact is in Redis (or failed to get there).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct PresenceFact {
@@ -110,11 +111,11 @@ async fn forget_node(conn: &mut BusConn, keys: &Keys, node: &str) -> redis::Redi
 }
 
 impl Handler<PresenceFact> for Bus {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, fact: PresenceFact, ctx: &mut Self::Context) {
+    fn handle(&mut self, fact: PresenceFact, _: &mut Self::Context) -> Self::Result {
         let Some(mut conn) = self.conn.clone() else {
-            return;
+            return Box::pin(actix::fut::ready(()));
         };
         let (keys, node) = (self.keys.clone(), self.node.clone());
         let envelope = Envelope {
@@ -155,11 +156,11 @@ impl Handler<PresenceFact> for Bus {
             conn.publish(&keys.room_channel(&fact.room), &envelope.to_bytes())
                 .await
         };
-        ctx.spawn(fut.into_actor(self).map(|result, bus, _| {
+        Box::pin(fut.into_actor(self).map(|result, bus, _| {
             if let Err(e) = result {
                 bus.on_error(&e);
             }
-        }));
+        }))
     }
 }
 
