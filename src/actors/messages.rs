@@ -86,6 +86,12 @@ pub struct Remote(pub crate::bus::envelope::Envelope);
 #[rtype(result = "()")]
 pub struct Tail(pub i64);
 
+/// Bus → room: other nodes' presence facts may have been missed (this node lost touch with
+/// Redis); read the room's presence on the other nodes from Redis again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReloadPresence;
+
 /// Bus → room: a node died; its users are no longer present.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -21,6 +21,13 @@ pub struct Transition {
     pub cluster_changed: bool,
 }
 
+/// Users who became present, or absent, in the cluster, sorted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub appeared: Vec<Arc<str>>,
+    pub vanished: Vec<Arc<str>>,
+}
+
 impl Presence {
     fn on_other_nodes(&self, user: &str) -> bool {
         self.remote.values().any(|users| users.contains(user))
@@ -83,6 +90,47 @@ impl Presence {
             self.remote.remove(node);
         }
         !self.present(user)
+    }
+
+    /// Takes `users` as everyone present on `node`.
+    pub fn replace_node(&mut self, node: &str, users: &[String]) -> Changes {
+        self.changes_by(|p| {
+            p.remote.remove(node);
+            if !users.is_empty() {
+                let users = users.iter().map(|u| Arc::from(u.as_str())).collect();
+                p.remote.insert(Arc::from(node), users);
+            }
+        })
+    }
+
+    /// Takes `by_node` as everyone present on the other nodes.
+    pub fn replace_remote(&mut self, by_node: &HashMap<String, Vec<String>>) -> Changes {
+        self.changes_by(|p| {
+            p.remote.clear();
+            for (node, users) in by_node {
+                let users: HashSet<Arc<str>> =
+                    users.iter().map(|u| Arc::from(u.as_str())).collect();
+                if !users.is_empty() {
+                    p.remote.insert(Arc::from(node.as_str()), users);
+                }
+            }
+        })
+    }
+
+    /// Who became present or absent in the cluster through `change`.
+    fn changes_by(&mut self, change: impl FnOnce(&mut Self)) -> Changes {
+        let before: HashSet<Arc<str>> = self.users().into_iter().collect();
+        change(self);
+        let after: HashSet<Arc<str>> = self.users().into_iter().collect();
+        let sorted = |users: std::collections::hash_set::Difference<'_, Arc<str>, _>| {
+            let mut users: Vec<Arc<str>> = users.cloned().collect();
+            users.sort();
+            users
+        };
+        Changes {
+            appeared: sorted(after.difference(&before)),
+            vanished: sorted(before.difference(&after)),
+        }
     }
 
     /// Forgets a dead node; returns the users that leaves absent from the cluster.
@@ -167,6 +215,42 @@ mod tests {
         );
         assert!(p.remote_left("n2", "bob"));
         assert!(!p.remote_left("n2", "bob"));
+    }
+
+    #[test]
+    fn a_node_s_whole_presence_replaces_what_was_known_of_it() {
+        let mut p = Presence::default();
+        let names =
+            |users: &[&str]| -> Vec<Arc<str>> { users.iter().map(|u| Arc::from(*u)).collect() };
+        p.local_join(&Arc::from("alice"));
+        p.remote_joined("n2", "bob");
+        p.remote_joined("n2", "alice");
+        p.remote_joined("n3", "carol");
+        let change = p.replace_node("n2", &["dave".into()]);
+        assert_eq!(
+            change,
+            Changes {
+                appeared: names(&["dave"]),
+                vanished: names(&["bob"])
+            }
+        );
+        let change = p.replace_remote(&HashMap::from([("n4".into(), vec!["erin".into()])]));
+        assert_eq!(
+            change,
+            Changes {
+                appeared: names(&["erin"]),
+                vanished: names(&["carol", "dave"])
+            }
+        );
+        assert_eq!(p.users(), names(&["alice", "erin"]));
+        assert_eq!(
+            p.replace_node("n4", &[]),
+            Changes {
+                appeared: vec![],
+                vanished: names(&["erin"])
+            }
+        );
+        assert!(p.remote.is_empty());
     }
 
     #[test]

@@ -15,10 +15,10 @@ use bytestring::ByteString;
 use super::connection::Connection;
 use super::connection::outbound::{Outbound, frame_size};
 use super::messages::{
-    Committed, ConnId, Deliver, Join, JoinInfo, Leave, NodeGone, OutFrame, Push, Remote, Tail,
-    Typing,
+    Committed, ConnId, Deliver, Join, JoinInfo, Leave, NodeGone, OutFrame, Push, ReloadPresence,
+    Remote, Tail, Typing,
 };
-use super::presence::Presence;
+use super::presence::{Changes, Presence};
 use super::registry::RoomRegistry;
 use crate::bus::actor::{Bus, LoadPresence, PresenceFact, Publish, Subscribe, Unsubscribe};
 use crate::bus::envelope::{Envelope, Payload};
@@ -30,7 +30,8 @@ use crate::store::history;
 const GAP_WAIT: Duration = Duration::from_millis(100);
 /// Messages read per catch-up query.
 const CATCH_UP_CHUNK: i64 = 1000;
-/// How long a new room waits for the cluster's presence before serving joins without it.
+/// How long a room waits for the cluster's presence (when it starts, or reads it again) before
+/// it goes on without it.
 const PRESENCE_LOAD_LIMIT: Duration = Duration::from_millis(500);
 /// How long a room without members lives on, so that a quick rejoin finds it warm.
 const IDLE_STOP: Duration = Duration::from_secs(30);
@@ -267,6 +268,37 @@ impl Room {
         }
     }
 
+    fn announce_changes(&mut self, changes: &Changes) {
+        let appeared: Vec<&str> = changes.appeared.iter().map(|u| &**u).collect();
+        let vanished: Vec<&str> = changes.vanished.iter().map(|u| &**u).collect();
+        self.announce(&appeared, &vanished, None);
+    }
+
+    /// Reads who is present on the other nodes from Redis and takes it as the whole truth,
+    /// once the room's channel is subscribed when `subscribe_first` (a starting room), so that
+    /// every fact published after the read reaches the room. The room handles nothing else
+    /// meanwhile, so a fact that arrives during the read counts after it. On failure (or past
+    /// the limit) the room keeps what it knew.
+    fn load_presence(&mut self, ctx: &mut Context<Self>, subscribe_first: bool) {
+        let Some(bus) = self.bus().cloned() else {
+            return;
+        };
+        let name = self.name.clone();
+        let load = async move {
+            if subscribe_first {
+                bus.send(Subscribe(name.clone())).await.ok()?;
+            }
+            bus.send(LoadPresence(name)).await.ok().flatten()
+        };
+        let load = tokio::time::timeout(PRESENCE_LOAD_LIMIT, load);
+        ctx.wait(load.into_actor(self).map(|result, room, _| {
+            if let Ok(Some(by_node)) = result {
+                let changes = room.presence.replace_remote(&by_node);
+                room.announce_changes(&changes);
+            }
+        }));
+    }
+
     /// Presence facts from another node: announce users who appear or vanish cluster-wide.
     fn apply_remote_presence(&mut self, node: &str, joined: &[String], left: &[String]) {
         let appeared: Vec<&str> = joined
@@ -289,20 +321,11 @@ impl Actor for Room {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.state.metrics.rooms.inc();
         self.schedule_idle_stop(ctx);
-        let Some(bus) = self.bus().cloned() else {
+        if self.bus().is_none() {
             return;
-        };
-        bus.do_send(Subscribe(self.name.clone()));
-        // `wait`: the first join's presence list already includes the other nodes' users.
-        let load = tokio::time::timeout(
-            PRESENCE_LOAD_LIMIT,
-            bus.send(LoadPresence(self.name.clone())),
-        );
-        ctx.wait(load.into_actor(self).map(|result, room, _| {
-            for (node, users) in result.ok().and_then(Result::ok).unwrap_or_default() {
-                room.apply_remote_presence(&node, &users, &[]);
-            }
-        }));
+        }
+        // The first join's presence list already includes the other nodes' users.
+        self.load_presence(ctx, true);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -414,6 +437,10 @@ impl Handler<Remote> for Room {
             Payload::Presence { joined, left } => {
                 self.apply_remote_presence(&envelope.node, &joined, &left);
             }
+            Payload::NodePresence { users } => {
+                let changes = self.presence.replace_node(&envelope.node, &users);
+                self.announce_changes(&changes);
+            }
             Payload::Typing { user } => {
                 let text = ServerFrame::Typing {
                     room: &self.name,
@@ -434,6 +461,14 @@ impl Handler<Tail> for Room {
             self.known = last_seq;
         }
         self.schedule_catch_up(ctx, Duration::ZERO);
+    }
+}
+
+impl Handler<ReloadPresence> for Room {
+    type Result = ();
+
+    fn handle(&mut self, _: ReloadPresence, ctx: &mut Self::Context) {
+        self.load_presence(ctx, false);
     }
 }
 

@@ -18,6 +18,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::conn::BusConn;
 use super::envelope::Envelope;
+use super::in_order::InOrder;
 use super::keys::Keys;
 use crate::actors::messages::{Remote, Tail};
 use crate::actors::registry::RoomRegistry;
@@ -49,8 +50,13 @@ pub struct Bus {
     /// Publishes handed to Redis and not yet answered, and who waits for them to finish.
     publishing: usize,
     flushed: Vec<tokio::sync::oneshot::Sender<()>>,
-    /// Whether this node's presence from a former life (same `NODE_ID`) was cleared.
-    announced: bool,
+    /// This node's users by room, as its rooms reported them: what Redis should hold for it.
+    present: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// This node's presence writes, in order.
+    presence_writes: InOrder,
+    /// A rewrite of this node's presence is running, or is due (Redis may have it wrong).
+    resyncing: bool,
+    resync_due: bool,
     registry: Arc<RoomRegistry>,
     pool: DbPool,
     metrics: Metrics,
@@ -79,7 +85,10 @@ impl Bus {
             presence_ttl,
             publishing: 0,
             flushed: Vec::new(),
-            announced: false,
+            present: HashMap::new(),
+            presence_writes: InOrder::default(),
+            resyncing: false,
+            resync_due: false,
             registry,
             pool,
             metrics,
@@ -124,23 +133,11 @@ impl Bus {
         }));
     }
 
-    /// Redis is (back) up: subscribe everything, announce this node, and catch every room up.
+    /// Redis is (back) up: subscribe everything and write this node's presence again (both in
+    /// [`Self::resync_presence`]), beat, and catch every room up.
     fn on_up(&mut self, ctx: &mut Context<Self>) {
         self.metrics.redis_up.set(1);
-        let channels = self.channels(self.rooms.iter().cloned());
-        if let Some(mut conn) = self.conn.clone()
-            && !channels.is_empty()
-        {
-            ctx.spawn(
-                async move { conn.subscribe(&channels).await }
-                    .into_actor(self)
-                    .map(|result, _, _| {
-                        if let Err(e) = result {
-                            tracing::warn!(error = %e, "resubscribing failed");
-                        }
-                    }),
-            );
-        }
+        self.resync_presence(ctx);
         self.heartbeat(ctx);
         self.sweep(ctx);
     }
@@ -181,6 +178,8 @@ impl Bus {
             PushKind::Disconnection => {
                 tracing::warn!("Redis connection lost; reconnecting");
                 self.metrics.redis_up.set(0);
+                // Presence facts may have been lost both ways meanwhile.
+                self.resync_due = true;
                 if self.config.sharded {
                     return; // the cluster client reconnects and resubscribes by itself
                 }
@@ -232,6 +231,8 @@ impl Bus {
                 if bus.metrics.redis_up.get() == 0 {
                     tracing::info!("Redis is back");
                     bus.on_up(ctx);
+                } else if bus.resync_due {
+                    bus.on_up(ctx);
                 }
             }
             Err(e) => bus.on_error(&e),
@@ -250,7 +251,7 @@ impl Actor for Bus {
         ctx.run_interval(SWEEP_EVERY, |bus, ctx| {
             if bus.conn.is_none() {
                 bus.connect(ctx);
-            } else if bus.metrics.redis_up.get() == 0 {
+            } else if bus.metrics.redis_up.get() == 0 || bus.resync_due {
                 bus.ping(ctx);
             }
             bus.sweep(ctx);
@@ -268,7 +269,8 @@ impl StreamHandler<PushInfo> for Bus {
     fn finished(&mut self, _: &mut Self::Context) {}
 }
 
-/// Room → bus: the room has local members; deliver its channel here.
+/// Room → bus: the room has local members; deliver its channel here. Answered once Redis has
+/// confirmed the subscription (or failed to).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Subscribe(pub Arc<str>);
@@ -293,15 +295,15 @@ pub struct Flush;
 
 impl Bus {
     /// Subscribes or unsubscribes a room's channel, once Redis is there (on reconnect every
-    /// room in `rooms` is subscribed again).
-    fn set_subscribed(&mut self, room: Arc<str>, subscribed: bool, ctx: &mut Context<Self>) {
+    /// room in `rooms` is subscribed again); the future ends when Redis has answered.
+    fn set_subscribed(&mut self, room: Arc<str>, subscribed: bool) -> ResponseActFuture<Self, ()> {
         let changed = if subscribed {
             self.rooms.insert(room.clone())
         } else {
             self.rooms.remove(&room)
         };
         let Some(mut conn) = self.conn.clone().filter(|_| changed) else {
-            return;
+            return Box::pin(actix::fut::ready(()));
         };
         let channels = self.channels([room]);
         let fut = async move {
@@ -311,19 +313,19 @@ impl Bus {
                 conn.unsubscribe(&channels).await
             }
         };
-        ctx.spawn(fut.into_actor(self).map(|result, bus, _| {
+        Box::pin(fut.into_actor(self).map(|result, bus, _| {
             if let Err(e) = result {
                 bus.on_error(&e);
             }
-        }));
+        }))
     }
 }
 
 impl Handler<Subscribe> for Bus {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, Subscribe(room): Subscribe, ctx: &mut Self::Context) {
-        self.set_subscribed(room, true, ctx);
+    fn handle(&mut self, Subscribe(room): Subscribe, _: &mut Self::Context) -> Self::Result {
+        self.set_subscribed(room, true)
     }
 }
 
@@ -331,7 +333,7 @@ impl Handler<Unsubscribe> for Bus {
     type Result = ();
 
     fn handle(&mut self, Unsubscribe(room): Unsubscribe, ctx: &mut Self::Context) {
-        self.set_subscribed(room, false, ctx);
+        ctx.spawn(self.set_subscribed(room, false));
     }
 }
 

@@ -1,6 +1,7 @@
 //! What travels on a room's channel between nodes: committed messages (in seq order), a
 //! node's presence facts (a user's first connection on that node joined, or its last one left),
-//! or a typing notice (not stored; lost if Redis drops it, which is harmless).
+//! the whole of a node's presence in the room (after it lost touch with Redis), or a typing
+//! notice (not stored; lost if Redis drops it, which is harmless).
 //! The sending node's id comes first in the JSON, so a node recognises its own envelopes without
 //! parsing them.
 
@@ -25,6 +26,10 @@ pub enum Payload {
     Presence {
         joined: Vec<String>,
         left: Vec<String>,
+    },
+    /// Everyone the sending node has in the room, replacing what was known of that node there.
+    NodePresence {
+        users: Vec<String>,
     },
     Typing {
         user: String,

@@ -1,7 +1,8 @@
 //! Several nodes sharing one PostgreSQL and one Redis: cross-node delivery, one gapless order for
 //! concurrent senders on every node, rejoining elsewhere with `since`, presence across nodes,
-//! Redis outages, and sharded pub/sub on a Redis Cluster.
+//! Redis outages (presence included), and sharded pub/sub on a Redis Cluster.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -179,6 +180,137 @@ async fn presence_spans_the_cluster() {
         on_a.recv_type("presence").await,
         json!({"type": "presence", "room": "general", "joined": [], "left": ["bob"]})
     );
+}
+
+/// Who a client sees in a room: its `joined` list, then every `presence` frame applied.
+struct PresenceView(BTreeSet<String>);
+
+impl PresenceView {
+    fn of(joined: &serde_json::Value) -> Self {
+        Self(names(&joined["presence"]))
+    }
+
+    /// Applies presence frames until the view is `expected` (or the client's wait runs out).
+    async fn becomes(&mut self, ws: &mut WsClient, expected: &[&str]) {
+        let expected: BTreeSet<String> = expected.iter().map(|u| (*u).to_owned()).collect();
+        while self.0 != expected {
+            let frame = ws.recv_type("presence").await;
+            self.0.extend(names(&frame["joined"]));
+            for user in names(&frame["left"]) {
+                self.0.remove(&user);
+            }
+        }
+    }
+}
+
+fn names(list: &serde_json::Value) -> BTreeSet<String> {
+    let list = list.as_array().expect("a list of users");
+    list.iter()
+        .map(|u| u.as_str().expect("a user name").to_owned())
+        .collect()
+}
+
+/// Connects `user` on `node`, joins `room`, and returns the client with what it sees.
+async fn join_viewing(
+    node: &crate::helpers::TestNode,
+    user: &str,
+    room: &str,
+) -> (WsClient, PresenceView) {
+    let mut ws = WsClient::connect(node, user).await;
+    let joined = ws.join(room, None).await;
+    (ws, PresenceView::of(&joined))
+}
+
+#[actix_web::test]
+async fn presence_that_changed_while_a_node_was_cut_from_redis_is_put_right() {
+    let redis = env_url("REDIS_URL");
+    let proxy = ChaosProxy::start(host_port(&redis)).await;
+    let through_proxy = with_host_port(&redis, &proxy.address.to_string());
+    let cluster =
+        Cluster::start_each(&[Some(&through_proxy), Some(&redis), Some(&redis)], &FAST).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let [alice, carol, erin] = [
+        a.register("alice").await,
+        a.register("carol").await,
+        a.register("erin").await,
+    ];
+    let [bob, dave] = [b.register("bob").await, b.register("dave").await];
+    let gina = c.register("gina").await;
+    a.create_room(&alice, "general", false).await;
+    let (mut on_a, mut seen_on_a) = join_viewing(a, &alice, "general").await;
+    let (erin_on_a, _) = join_viewing(a, &erin, "general").await;
+    let (mut on_b, mut seen_on_b) = join_viewing(b, &bob, "general").await;
+    let (dave_on_b, _) = join_viewing(b, &dave, "general").await;
+    seen_on_a
+        .becomes(&mut on_a, &["alice", "bob", "dave", "erin"])
+        .await;
+    seen_on_b
+        .becomes(&mut on_b, &["alice", "bob", "dave", "erin"])
+        .await;
+
+    // While node A cannot reach Redis: carol joins and erin leaves on A, dave leaves on B.
+    proxy.cut();
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    let (_carol_on_a, _) = join_viewing(a, &carol, "general").await;
+    drop(erin_on_a);
+    drop(dave_on_b);
+    seen_on_a
+        .becomes(&mut on_a, &["alice", "bob", "carol", "dave"])
+        .await;
+    seen_on_b
+        .becomes(&mut on_b, &["alice", "bob", "erin"])
+        .await;
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+
+    // Once A is back, each node learns what it missed...
+    let expected = ["alice", "bob", "carol"];
+    seen_on_a.becomes(&mut on_a, &expected).await;
+    seen_on_b.becomes(&mut on_b, &expected).await;
+    // ...and Redis holds it: a room starting on C now lists exactly the same.
+    let (_, seen_on_c) = join_viewing(c, &gina, "general").await;
+    assert_eq!(
+        seen_on_c.0,
+        BTreeSet::from(["alice", "bob", "carol", "gina"].map(String::from))
+    );
+}
+
+#[actix_web::test]
+async fn presence_is_written_again_when_redis_loses_its_data() {
+    let redis = env_url("REDIS_URL");
+    let mut settings = FAST.to_vec();
+    settings.push(("PRESENCE_TTL_SECS", "3"));
+    let cluster = Cluster::start_with(3, Some(&redis), &settings).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let carol = c.register("carol").await;
+    a.create_room(&alice, "general", false).await;
+    let (_on_a, _) = join_viewing(a, &alice, "general").await;
+    let (mut on_b, mut seen_on_b) = join_viewing(b, &bob, "general").await;
+    seen_on_b.becomes(&mut on_b, &["alice", "bob"]).await;
+
+    // Redis restarts empty (it keeps nothing on disk): every key of this cluster is gone.
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", cluster.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // A room starting on C finds alice and bob again, from Redis or told by their nodes.
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let (mut on_c, mut seen_on_c) = join_viewing(c, &carol, "general").await;
+    seen_on_c
+        .becomes(&mut on_c, &["alice", "bob", "carol"])
+        .await;
 }
 
 #[actix_web::test]

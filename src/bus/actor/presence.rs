@@ -1,6 +1,8 @@
-//! The Bus's share of cluster presence: this node's heartbeat, the presence facts its rooms
-//! report (kept in Redis and told to the other nodes), who is present elsewhere when a room
-//! starts, and dropping the presence of a node whose heartbeat expired.
+//! The Bus's share of cluster presence: this node's heartbeat; the presence facts its rooms
+//! report, kept in Redis and told to the other nodes; rewriting the whole of this node's presence
+//! whenever Redis may have it wrong (Redis lost its data, or a write or a published fact was
+//! lost while the node was cut off), after which the local rooms read everyone else's again;
+//! and dropping the presence of a node whose heartbeat expired.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,10 +10,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::Bus;
-use crate::actors::messages::NodeGone;
-use crate::bus::conn::BusConn;
+use crate::actors::messages::{NodeGone, ReloadPresence};
 use crate::bus::envelope::{Envelope, Payload};
-use crate::bus::keys::{Keys, presence_field, split_presence_field};
+use crate::bus::presence_store;
 
 /// Room → bus: a user's first connection on this node joined (`joined`) or its last one left.
 /// Answered once the fact is in Redis (or failed to get there).
@@ -23,31 +24,32 @@ pub struct PresenceFact {
     pub joined: bool,
 }
 
-/// Room → bus: who is present in the room on other live nodes, by node.
+/// Room → bus: who is present in the room on other live nodes, by node; `None` when Redis
+/// could not tell.
 #[derive(Message)]
-#[rtype(result = "HashMap<String, Vec<String>>")]
+#[rtype(result = "Option<HashMap<String, Vec<String>>>")]
 pub struct LoadPresence(pub Arc<str>);
 
 impl Bus {
     /// Refreshes this node's heartbeat and drops the presence of nodes whose heartbeat expired.
+    /// A heartbeat that was gone (Redis lost its data, or this node was silent too long and
+    /// the others forgot it) means this node's presence must be written again.
     pub(super) fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         let Some(mut conn) = self.conn.clone() else {
             return;
         };
         let (keys, node, ttl) = (self.keys.clone(), self.node.clone(), self.presence_ttl);
-        let first = !self.announced;
         let fut = async move {
-            if first {
-                forget_node(&mut conn, &keys, &node).await?;
-            }
-            conn.query::<()>(
-                redis::cmd("SET")
-                    .arg(keys.node_alive(&node))
-                    .arg(1)
-                    .arg("EX")
-                    .arg(ttl.as_secs().max(1)),
-            )
-            .await?;
+            let before: Option<String> = conn
+                .query(
+                    redis::cmd("SET")
+                        .arg(keys.node_alive(&node))
+                        .arg(1)
+                        .arg("EX")
+                        .arg(ttl.as_secs().max(1))
+                        .arg("GET"),
+                )
+                .await?;
             conn.query::<()>(redis::cmd("SADD").arg(keys.nodes()).arg(&node))
                 .await?;
             let nodes: Vec<String> = conn.query(redis::cmd("SMEMBERS").arg(keys.nodes())).await?;
@@ -64,13 +66,12 @@ impl Bus {
                 }
             }
             for gone in &dead {
-                forget_node(&mut conn, &keys, gone).await?;
+                presence_store::forget_node(&mut conn, &keys, gone).await?;
             }
-            redis::RedisResult::Ok((alive, dead))
+            redis::RedisResult::Ok((before.is_none(), alive, dead))
         };
-        ctx.spawn(fut.into_actor(self).map(|result, bus, _| match result {
-            Ok((alive, dead)) => {
-                bus.announced = true;
+        ctx.spawn(fut.into_actor(self).map(|result, bus, ctx| match result {
+            Ok((lost, alive, dead)) => {
                 bus.alive = alive;
                 for gone in dead {
                     tracing::info!(node = %gone, "node gone; dropping its presence");
@@ -79,85 +80,119 @@ impl Bus {
                         room.do_send(NodeGone(gone.clone()));
                     }
                 }
+                if lost {
+                    bus.resync_presence(ctx);
+                }
             }
             Err(e) => bus.on_error(&e),
         }));
     }
-}
 
-/// Removes every presence entry of `node` (a dead node, or this node's former life).
-async fn forget_node(conn: &mut BusConn, keys: &Keys, node: &str) -> redis::RedisResult<()> {
-    let rooms: Vec<String> = conn
-        .query(redis::cmd("SMEMBERS").arg(keys.node_rooms(node)))
-        .await?;
-    for room in rooms {
-        let fields: Vec<String> = conn
-            .query(redis::cmd("HKEYS").arg(keys.presence(&room)))
-            .await?;
-        let mine: Vec<&String> = fields
+    /// Makes Redis hold exactly this node's presence, tells the other nodes the whole of it
+    /// room by room, then has every local room read the others' presence again (facts they
+    /// published may have been missed). Subscribes every local room first, so that no fact
+    /// published after the reads is missed. On failure it is due again: the next tick retries.
+    pub(super) fn resync_presence(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut conn) = self.conn.clone().filter(|_| !self.resyncing) else {
+            self.resync_due = true;
+            return;
+        };
+        self.resyncing = true;
+        self.resync_due = false;
+        let channels = self.channels(self.rooms.iter().cloned());
+        let present: HashMap<Arc<str>, Vec<Arc<str>>> = self
+            .present
             .iter()
-            .filter(|f| split_presence_field(f).is_some_and(|(n, _)| n == node))
+            .map(|(room, users)| (room.clone(), users.iter().cloned().collect()))
             .collect();
-        if !mine.is_empty() {
-            conn.query::<()>(redis::cmd("HDEL").arg(keys.presence(&room)).arg(mine))
-                .await?;
-        }
+        let (keys, node) = (self.keys.clone(), self.node.clone());
+        let job = async move {
+            if !channels.is_empty() {
+                conn.subscribe(&channels).await?;
+            }
+            for (room, users) in
+                presence_store::rewrite_node(&mut conn, &keys, &node, present).await?
+            {
+                let envelope = Envelope {
+                    node: node.clone(),
+                    room: room.to_string(),
+                    payload: Payload::NodePresence {
+                        users: users.iter().map(|u| u.to_string()).collect(),
+                    },
+                };
+                conn.publish(&keys.room_channel(&room), &envelope.to_bytes())
+                    .await?;
+            }
+            redis::RedisResult::Ok(())
+        };
+        let done = self.presence_writes.run(job);
+        ctx.spawn(done.into_actor(self).map(|result, bus, ctx| {
+            bus.resyncing = false;
+            match result {
+                Some(Ok(())) => {
+                    tracing::info!("this node's presence is written to Redis again");
+                    for (_, room) in bus.registry.all() {
+                        room.do_send(ReloadPresence);
+                    }
+                    if bus.resync_due {
+                        bus.resync_presence(ctx);
+                    }
+                }
+                Some(Err(e)) => {
+                    bus.resync_due = true;
+                    bus.on_error(&e);
+                }
+                None => bus.resync_due = true,
+            }
+        }));
     }
-    conn.query::<()>(redis::cmd("DEL").arg(keys.node_rooms(node)))
-        .await?;
-    conn.query::<()>(redis::cmd("SREM").arg(keys.nodes()).arg(node))
-        .await?;
-    Ok(())
 }
 
 impl Handler<PresenceFact> for Bus {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, fact: PresenceFact, _: &mut Self::Context) -> Self::Result {
+        // What this node has, whatever becomes of the write: a resync writes all of it again.
+        let users = self.present.entry(fact.room.clone()).or_default();
+        if fact.joined {
+            users.insert(fact.user.clone());
+        } else {
+            users.remove(&fact.user);
+            if users.is_empty() {
+                self.present.remove(&fact.room);
+            }
+        }
         let Some(mut conn) = self.conn.clone() else {
+            self.resync_due = true;
             return Box::pin(actix::fut::ready(()));
         };
         let (keys, node) = (self.keys.clone(), self.node.clone());
+        let user = fact.user.to_string();
         let envelope = Envelope {
             node: node.clone(),
             room: fact.room.to_string(),
             payload: if fact.joined {
                 Payload::Presence {
-                    joined: vec![fact.user.to_string()],
+                    joined: vec![user],
                     left: vec![],
                 }
             } else {
                 Payload::Presence {
                     joined: vec![],
-                    left: vec![fact.user.to_string()],
+                    left: vec![user],
                 }
             },
         };
-        let fut = async move {
-            let field = presence_field(&node, &fact.user);
-            if fact.joined {
-                conn.query::<()>(
-                    redis::cmd("HSET")
-                        .arg(keys.presence(&fact.room))
-                        .arg(field)
-                        .arg(1),
-                )
-                .await?;
-                conn.query::<()>(
-                    redis::cmd("SADD")
-                        .arg(keys.node_rooms(&node))
-                        .arg(&*fact.room),
-                )
-                .await?;
-            } else {
-                conn.query::<()>(redis::cmd("HDEL").arg(keys.presence(&fact.room)).arg(field))
-                    .await?;
-            }
-            conn.publish(&keys.room_channel(&fact.room), &envelope.to_bytes())
+        let job = async move {
+            let (room, user) = (&*fact.room, &*fact.user);
+            presence_store::record(&mut conn, &keys, &node, room, user, fact.joined).await?;
+            conn.publish(&keys.room_channel(room), &envelope.to_bytes())
                 .await
         };
-        Box::pin(fut.into_actor(self).map(|result, bus, _| {
-            if let Err(e) = result {
+        let done = self.presence_writes.run(job);
+        Box::pin(done.into_actor(self).map(|result, bus, _| {
+            if let Some(Err(e)) = result {
+                bus.resync_due = true;
                 bus.on_error(&e);
             }
         }))
@@ -165,48 +200,17 @@ impl Handler<PresenceFact> for Bus {
 }
 
 impl Handler<LoadPresence> for Bus {
-    type Result = ResponseFuture<HashMap<String, Vec<String>>>;
+    type Result = ResponseFuture<Option<HashMap<String, Vec<String>>>>;
 
     fn handle(&mut self, LoadPresence(room): LoadPresence, _: &mut Self::Context) -> Self::Result {
         let conn = self.conn.clone();
-        let (key, node, alive) = (
-            self.keys.presence(&room),
-            self.node.clone(),
-            self.alive.clone(),
-        );
-        let keys = self.keys.clone();
+        let (keys, node, alive) = (self.keys.clone(), self.node.clone(), self.alive.clone());
         Box::pin(async move {
-            let Some(mut conn) = conn else {
-                return HashMap::new();
-            };
-            let fields: Vec<String> = conn
-                .query(redis::cmd("HKEYS").arg(key))
+            let mut conn = conn?;
+            presence_store::load_room(&mut conn, &keys, &room, &node, &alive)
                 .await
-                .unwrap_or_default();
-            let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
-            for field in &fields {
-                if let Some((n, user)) = split_presence_field(field)
-                    && n != node
-                {
-                    by_node
-                        .entry(n.to_owned())
-                        .or_default()
-                        .push(user.to_owned());
-                }
-            }
-            // Nodes not seen alive at the last heartbeat are asked about now.
-            let mut live = HashMap::new();
-            for (n, users) in by_node {
-                let ok = alive.contains(&n)
-                    || conn
-                        .query::<bool>(redis::cmd("EXISTS").arg(keys.node_alive(&n)))
-                        .await
-                        .unwrap_or(false);
-                if ok {
-                    live.insert(n, users);
-                }
-            }
-            live
+                .inspect_err(|e| tracing::debug!(error = %e, %room, "presence not loaded"))
+                .ok()
         })
     }
 }

@@ -116,10 +116,16 @@ impl Cluster {
 
     /// `count` nodes on one fresh database and one Redis key prefix, with extra settings.
     pub async fn start_with(count: usize, redis_url: Option<&str>, extra: &[(&str, &str)]) -> Self {
+        Self::start_each(&vec![redis_url; count], extra).await
+    }
+
+    /// One node per entry, each reaching the shared Redis key space by its own address (a proxy
+    /// for some, say), on one fresh database, with extra settings.
+    pub async fn start_each(redis_urls: &[Option<&str>], extra: &[(&str, &str)]) -> Self {
         let db = TestDb::create().await;
         let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let mut nodes = Vec::with_capacity(count);
-        for i in 0..count {
+        let mut nodes = Vec::with_capacity(redis_urls.len());
+        for (i, redis_url) in redis_urls.iter().enumerate() {
             let node_id = format!("node-{i}");
             let mut overrides = vec![("REDIS_KEY_PREFIX", prefix.as_str())];
             if let Some(url) = redis_url {
