@@ -227,14 +227,12 @@ impl Bus {
         };
         let fut = async move { conn.query::<String>(&redis::cmd("PING")).await };
         ctx.spawn(fut.into_actor(self).map(|result, bus, ctx| match result {
-            Ok(_) => {
-                if bus.metrics.redis_up.get() == 0 {
-                    tracing::info!("Redis is back");
-                    bus.on_up(ctx);
-                } else if bus.resync_due {
-                    bus.on_up(ctx);
-                }
+            Ok(_) if bus.metrics.redis_up.get() == 0 => {
+                tracing::info!("Redis is back");
+                bus.on_up(ctx);
             }
+            Ok(_) if bus.resync_due => bus.on_up(ctx),
+            Ok(_) => {}
             Err(e) => bus.on_error(&e),
         }));
     }
