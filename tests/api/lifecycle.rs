@@ -1,7 +1,7 @@
 //! Nodes as real processes: SIGTERM drains gracefully (503 at once, 1012 closes spread over the
 //! grace period, nothing acknowledged lost, exit 0); SIGKILL loses nothing acknowledged either,
-//! and the dead node's users leave presence once its heartbeat expires. A node also raises its
-//! soft open-file limit at start.
+//! and the dead node's users leave presence once its heartbeat expires, or at once when it comes
+//! back under the same id. A node also raises its soft open-file limit at start.
 
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,42 @@ async fn sigkill_loses_nothing_acknowledged_and_its_users_leave_presence() {
     assert_eq!(joined["last_seq"], last_acked);
     let seqs = again.messages_until("general", last_acked).await;
     assert_eq!(seqs, (1..=last_acked).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn a_node_restarted_under_its_id_drops_its_former_users_everywhere() {
+    let redis = env_url("REDIS_URL");
+    let cluster = Cluster::start_with(1, Some(&redis), &[]).await;
+    let other = &cluster.nodes[0];
+    let alice = other.register("alice").await;
+    let bob = other.register("bob").await;
+    other.create_room(&alice, "general", false).await;
+    let env = [
+        ("DATABASE_URL", cluster.db.url.as_str()),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &cluster.prefix),
+        ("NODE_ID", "phoenix"),
+    ];
+    let first_life = NodeProcess::start(&env).await;
+    let mut watcher = WsClient::connect(other, &bob).await;
+    watcher.join("general", None).await;
+    let mut on_first = connect(&first_life.ws_url(&format!("/ws?token={alice}"))).await;
+    on_first.join("general", None).await;
+    assert_eq!(
+        watcher.recv_type("presence").await["joined"],
+        json!(["alice"])
+    );
+
+    // Killed and back at once, long before its heartbeat (15 s) could expire: no other node
+    // ever sees it dead, so only the new life can say that alice is gone.
+    first_life.signal("KILL");
+    drop(on_first);
+    let _second_life = NodeProcess::start(&env).await;
+    let left = watcher.recv_type("presence").await;
+    assert_eq!(left["left"], json!(["alice"]), "{left}");
+    let mut newcomer = WsClient::connect(other, &alice).await;
+    let joined = newcomer.join("general", None).await;
+    assert_eq!(joined["presence"], json!(["alice", "bob"]));
 }
 
 /// The soft and hard "Max open files" of a process, from `/proc/<pid>/limits`.
