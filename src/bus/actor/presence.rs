@@ -110,9 +110,8 @@ impl Bus {
             if !channels.is_empty() {
                 conn.subscribe(&channels).await?;
             }
-            for (room, users) in
-                presence_store::rewrite_node(&mut conn, &keys, &node, present).await?
-            {
+            let rooms = presence_store::rewrite_node(&mut conn, &keys, &node, present).await?;
+            for (room, users) in &rooms {
                 let envelope = Envelope {
                     node: node.clone(),
                     room: room.to_string(),
@@ -120,17 +119,17 @@ impl Bus {
                         users: users.iter().map(|u| u.to_string()).collect(),
                     },
                 };
-                conn.publish(&keys.room_channel(&room), &envelope.to_bytes())
+                conn.publish(&keys.room_channel(room), &envelope.to_bytes())
                     .await?;
             }
-            redis::RedisResult::Ok(())
+            redis::RedisResult::Ok(rooms.len())
         };
         let done = self.presence_writes.run(job);
         ctx.spawn(done.into_actor(self).map(|result, bus, ctx| {
             bus.resyncing = false;
             match result {
-                Some(Ok(())) => {
-                    tracing::info!("this node's presence is written to Redis again");
+                Some(Ok(rooms)) => {
+                    tracing::info!(rooms, "this node's presence is rewritten in Redis");
                     for (_, room) in bus.registry.all() {
                         room.do_send(ReloadPresence);
                     }
