@@ -223,6 +223,19 @@ async fn join_viewing(
 
 #[actix_web::test]
 async fn presence_that_changed_while_a_node_was_cut_from_redis_is_put_right() {
+    presence_is_put_right_after(ChaosProxy::cut, Duration::from_millis(500)).await;
+}
+
+/// Redis stops answering node A for longer than its commands wait (their timeouts, not closed
+/// connections, tell A), then A's connections are closed and it connects anew.
+#[actix_web::test]
+async fn presence_that_changed_while_redis_did_not_answer_a_node_is_put_right() {
+    presence_is_put_right_after(ChaosProxy::stall, Duration::from_secs(3)).await;
+}
+
+/// Node A loses Redis by `outage` (for about `hold` after the changes below); presence that
+/// changed meanwhile on A and on B is right everywhere, and in Redis, once A is back.
+async fn presence_is_put_right_after(outage: fn(&ChaosProxy), hold: Duration) {
     let redis = env_url("REDIS_URL");
     let proxy = ChaosProxy::start(host_port(&redis)).await;
     let through_proxy = with_host_port(&redis, &proxy.address.to_string());
@@ -249,7 +262,7 @@ async fn presence_that_changed_while_a_node_was_cut_from_redis_is_put_right() {
         .await;
 
     // While node A cannot reach Redis: carol joins and erin leaves on A, dave leaves on B.
-    proxy.cut();
+    outage(&proxy);
     actix_rt::time::sleep(Duration::from_millis(200)).await;
     let (_carol_on_a, _) = join_viewing(a, &carol, "general").await;
     drop(erin_on_a);
@@ -260,7 +273,7 @@ async fn presence_that_changed_while_a_node_was_cut_from_redis_is_put_right() {
     seen_on_b
         .becomes(&mut on_b, &["alice", "bob", "erin"])
         .await;
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    actix_rt::time::sleep(hold).await;
     proxy.restore();
 
     // Once A is back, each node learns what it missed...
