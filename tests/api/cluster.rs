@@ -290,10 +290,22 @@ async fn presence_is_put_right_after(outage: fn(&ChaosProxy), hold: Duration) {
 
 #[actix_web::test]
 async fn presence_is_written_again_when_redis_loses_its_data() {
-    let redis = env_url("REDIS_URL");
+    presence_survives_losing_redis_data(&env_url("REDIS_URL"), &[]).await;
+}
+
+#[actix_web::test]
+async fn presence_is_written_again_when_a_redis_cluster_loses_its_data() {
+    let seeds = env_url("REDIS_CLUSTER_URLS");
+    presence_survives_losing_redis_data(&seeds, &[("REDIS_SHARDED", "true")]).await;
+}
+
+/// Every key of the cluster's prefix vanishes from Redis (`redis_urls`: one server, or every
+/// node of a Redis Cluster), as when Redis restarts empty (it keeps nothing on disk).
+async fn presence_survives_losing_redis_data(redis_urls: &str, extra: &[(&str, &str)]) {
     let mut settings = FAST.to_vec();
     settings.push(("PRESENCE_TTL_SECS", "3"));
-    let cluster = Cluster::start_with(3, Some(&redis), &settings).await;
+    settings.extend_from_slice(extra);
+    let cluster = Cluster::start_with(3, Some(redis_urls), &settings).await;
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     let alice = a.register("alice").await;
     let bob = b.register("bob").await;
@@ -303,20 +315,26 @@ async fn presence_is_written_again_when_redis_loses_its_data() {
     let (mut on_b, mut seen_on_b) = join_viewing(b, &bob, "general").await;
     seen_on_b.becomes(&mut on_b, &["alice", "bob"]).await;
 
-    // Redis restarts empty (it keeps nothing on disk): every key of this cluster is gone.
-    let client = redis::Client::open(redis.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", cluster.prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(!keys.is_empty());
-    let _: () = redis::cmd("DEL")
-        .arg(&keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let mut deleted = 0;
+    for url in redis_urls.split(',') {
+        let client = redis::Client::open(url.trim()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", cluster.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // One key at a time: a cluster node refuses a DEL of keys in different slots.
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            deleted += 1;
+        }
+    }
+    assert!(deleted > 0);
 
     // A room starting on C finds alice and bob again, from Redis or told by their nodes.
     actix_rt::time::sleep(Duration::from_millis(100)).await;
