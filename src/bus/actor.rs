@@ -6,6 +6,7 @@
 //! Its presence work is in [`presence`].
 
 mod presence;
+mod presence_writes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::conn::BusConn;
 use super::envelope::Envelope;
-use super::in_order::InOrder;
 use super::keys::Keys;
 use crate::actors::messages::{Remote, Tail};
 use crate::actors::registry::RoomRegistry;
@@ -52,11 +52,12 @@ pub struct Bus {
     flushed: Vec<tokio::sync::oneshot::Sender<()>>,
     /// This node's users by room, as its rooms reported them: what Redis should hold for it.
     present: HashMap<Arc<str>, HashSet<Arc<str>>>,
-    /// This node's presence writes, in order.
-    presence_writes: InOrder,
-    /// A rewrite of this node's presence is running, or is due (Redis may have it wrong).
-    resyncing: bool,
-    resync_due: bool,
+    /// Facts waiting for Redis, and whether a presence write is running.
+    presence_queue: Vec<presence_writes::QueuedFact>,
+    presence_writing: bool,
+    /// Redis may hold this node's presence wrong (or, at start, a former life's): it is
+    /// rewritten whole at the next chance.
+    rewrite_due: bool,
     registry: Arc<RoomRegistry>,
     pool: DbPool,
     metrics: Metrics,
@@ -86,9 +87,9 @@ impl Bus {
             publishing: 0,
             flushed: Vec::new(),
             present: HashMap::new(),
-            presence_writes: InOrder::default(),
-            resyncing: false,
-            resync_due: false,
+            presence_queue: Vec::new(),
+            presence_writing: false,
+            rewrite_due: true,
             registry,
             pool,
             metrics,
@@ -133,11 +134,12 @@ impl Bus {
         }));
     }
 
-    /// Redis is (back) up: subscribe everything and write this node's presence again (both in
-    /// [`Self::resync_presence`]), beat, and catch every room up.
+    /// Redis is (back) up: subscribe everything and rewrite this node's presence (both done by
+    /// the rewrite), beat, and catch every room up.
     fn on_up(&mut self, ctx: &mut Context<Self>) {
         self.metrics.redis_up.set(1);
-        self.resync_presence(ctx);
+        self.rewrite_due = true;
+        self.pump_presence(ctx);
         self.heartbeat(ctx);
         self.sweep(ctx);
     }
@@ -179,7 +181,7 @@ impl Bus {
                 tracing::warn!("Redis connection lost; reconnecting");
                 self.metrics.redis_up.set(0);
                 // Presence facts may have been lost both ways meanwhile.
-                self.resync_due = true;
+                self.rewrite_due = true;
                 if self.config.sharded {
                     return; // the cluster client reconnects and resubscribes by itself
                 }
@@ -231,7 +233,7 @@ impl Bus {
                 tracing::info!("Redis is back");
                 bus.on_up(ctx);
             }
-            Ok(_) if bus.resync_due => bus.on_up(ctx),
+            Ok(_) if bus.rewrite_due => bus.on_up(ctx),
             Ok(_) => {}
             Err(e) => bus.on_error(&e),
         }));
@@ -249,7 +251,7 @@ impl Actor for Bus {
         ctx.run_interval(SWEEP_EVERY, |bus, ctx| {
             if bus.conn.is_none() {
                 bus.connect(ctx);
-            } else if bus.metrics.redis_up.get() == 0 || bus.resync_due {
+            } else if bus.metrics.redis_up.get() == 0 || bus.rewrite_due {
                 bus.ping(ctx);
             }
             bus.sweep(ctx);

@@ -5,7 +5,6 @@
 pub mod actor;
 pub mod conn;
 pub mod envelope;
-mod in_order;
 pub mod keys;
 mod presence_store;
 pub mod redis_link;

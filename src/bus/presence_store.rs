@@ -2,38 +2,78 @@
 //! a node has in it, and per node the set of rooms it wrote to, so that a node's entries can be
 //! rewritten as a whole (after it lost touch with Redis) or removed (once it died).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::future::try_join_all;
 use redis::RedisResult;
 
 use super::conn::BusConn;
 use super::keys::{Keys, presence_field, split_presence_field};
 
-/// Records that `user`'s first connection on `node` joined `room`, or that its last one left.
+/// A batch of one node's presence facts, netted per room: each user's last fact counts.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RoomFacts {
+    pub joined: Vec<Arc<str>>,
+    pub left: Vec<Arc<str>>,
+}
+
+/// Nets `facts` (room, user, joined), in the order they happened.
+pub fn net<'a>(
+    facts: impl IntoIterator<Item = (&'a Arc<str>, &'a Arc<str>, bool)>,
+) -> BTreeMap<Arc<str>, RoomFacts> {
+    let mut last: BTreeMap<(&Arc<str>, &Arc<str>), bool> = BTreeMap::new();
+    for (room, user, joined) in facts {
+        last.insert((room, user), joined);
+    }
+    let mut rooms: BTreeMap<Arc<str>, RoomFacts> = BTreeMap::new();
+    for ((room, user), joined) in last {
+        let facts = rooms.entry(room.clone()).or_default();
+        if joined {
+            facts.joined.push(user.clone());
+        } else {
+            facts.left.push(user.clone());
+        }
+    }
+    rooms
+}
+
+/// Records netted facts of `node`. No two of the commands touch the same field, so they are
+/// all sent at once: a batch costs one round trip.
 pub async fn record(
-    conn: &mut BusConn,
+    conn: &BusConn,
     keys: &Keys,
     node: &str,
-    room: &str,
-    user: &str,
-    joined: bool,
+    rooms: &BTreeMap<Arc<str>, RoomFacts>,
 ) -> RedisResult<()> {
-    let field = presence_field(node, user);
-    if joined {
-        conn.query::<()>(
-            redis::cmd("HSET")
-                .arg(keys.presence(room))
-                .arg(field)
-                .arg(1),
-        )
-        .await?;
-        conn.query(redis::cmd("SADD").arg(keys.node_rooms(node)).arg(room))
-            .await
-    } else {
-        conn.query(redis::cmd("HDEL").arg(keys.presence(room)).arg(field))
-            .await
+    let mut commands = Vec::new();
+    for (room, facts) in rooms {
+        let fields = |users: &[Arc<str>]| -> Vec<String> {
+            users.iter().map(|u| presence_field(node, u)).collect()
+        };
+        if !facts.joined.is_empty() {
+            let mut hset = redis::cmd("HSET");
+            hset.arg(keys.presence(room));
+            for field in fields(&facts.joined) {
+                hset.arg(field).arg(1);
+            }
+            commands.push(hset);
+            let mut sadd = redis::cmd("SADD");
+            sadd.arg(keys.node_rooms(node)).arg(&**room);
+            commands.push(sadd);
+        }
+        if !facts.left.is_empty() {
+            let mut hdel = redis::cmd("HDEL");
+            hdel.arg(keys.presence(room)).arg(fields(&facts.left));
+            commands.push(hdel);
+        }
     }
+    try_join_all(commands.into_iter().map(|command| {
+        let mut conn = conn.clone();
+        async move { conn.query::<()>(&command).await }
+    }))
+    .await?;
+    Ok(())
 }
 
 /// Makes Redis say that `node` has exactly `present` (users by room): entries of rooms not in
@@ -143,4 +183,43 @@ pub async fn load_room(
         }
     }
     Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_each_user_s_last_fact_per_room() {
+        let [general, news] = ["general", "news"].map(Arc::<str>::from);
+        let [alice, bob] = ["alice", "bob"].map(Arc::<str>::from);
+        let facts = [
+            (&general, &alice, true),
+            (&general, &bob, true),
+            (&news, &alice, true),
+            (&general, &alice, false),
+            (&news, &alice, false),
+            (&news, &alice, true),
+        ];
+        let rooms = net(facts);
+        assert_eq!(
+            rooms,
+            BTreeMap::from([
+                (
+                    general,
+                    RoomFacts {
+                        joined: vec![bob],
+                        left: vec![alice.clone()]
+                    }
+                ),
+                (
+                    news,
+                    RoomFacts {
+                        joined: vec![alice],
+                        left: vec![]
+                    }
+                ),
+            ])
+        );
+    }
 }

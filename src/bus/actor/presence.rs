@@ -1,8 +1,8 @@
 //! The Bus's share of cluster presence: this node's heartbeat; the presence facts its rooms
-//! report, kept in Redis and told to the other nodes; rewriting the whole of this node's presence
-//! whenever Redis may have it wrong (Redis lost its data, or a write or a published fact was
-//! lost while the node was cut off), after which the local rooms read everyone else's again;
-//! and dropping the presence of a node whose heartbeat expired.
+//! report, kept in Redis and told to the other nodes (written by [`super::presence_writes`],
+//! which also rewrites the whole of this node's presence whenever Redis may have it wrong:
+//! Redis lost its data, or a write or a published fact was lost while the node was cut off);
+//! who is present elsewhere; and dropping the presence of a node whose heartbeat expired.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,8 +10,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::Bus;
-use crate::actors::messages::{NodeGone, ReloadPresence};
-use crate::bus::envelope::{Envelope, Payload};
+use crate::actors::messages::NodeGone;
 use crate::bus::presence_store;
 
 /// Room → bus: a user's first connection on this node joined (`joined`) or its last one left.
@@ -81,77 +80,20 @@ impl Bus {
                     }
                 }
                 if lost {
-                    bus.resync_presence(ctx);
+                    bus.rewrite_due = true;
+                    bus.pump_presence(ctx);
                 }
             }
             Err(e) => bus.on_error(&e),
         }));
     }
-
-    /// Makes Redis hold exactly this node's presence, tells the other nodes the whole of it
-    /// room by room, then has every local room read the others' presence again (facts they
-    /// published may have been missed). Subscribes every local room first, so that no fact
-    /// published after the reads is missed. On failure it is due again: the next tick retries.
-    pub(super) fn resync_presence(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut conn) = self.conn.clone().filter(|_| !self.resyncing) else {
-            self.resync_due = true;
-            return;
-        };
-        self.resyncing = true;
-        self.resync_due = false;
-        let channels = self.channels(self.rooms.iter().cloned());
-        let present: HashMap<Arc<str>, Vec<Arc<str>>> = self
-            .present
-            .iter()
-            .map(|(room, users)| (room.clone(), users.iter().cloned().collect()))
-            .collect();
-        let (keys, node) = (self.keys.clone(), self.node.clone());
-        let job = async move {
-            if !channels.is_empty() {
-                conn.subscribe(&channels).await?;
-            }
-            let rooms = presence_store::rewrite_node(&mut conn, &keys, &node, present).await?;
-            for (room, users) in &rooms {
-                let envelope = Envelope {
-                    node: node.clone(),
-                    room: room.to_string(),
-                    payload: Payload::NodePresence {
-                        users: users.iter().map(|u| u.to_string()).collect(),
-                    },
-                };
-                conn.publish(&keys.room_channel(room), &envelope.to_bytes())
-                    .await?;
-            }
-            redis::RedisResult::Ok(rooms.len())
-        };
-        let done = self.presence_writes.run(job);
-        ctx.spawn(done.into_actor(self).map(|result, bus, ctx| {
-            bus.resyncing = false;
-            match result {
-                Some(Ok(rooms)) => {
-                    tracing::info!(rooms, "this node's presence is rewritten in Redis");
-                    for (_, room) in bus.registry.all() {
-                        room.do_send(ReloadPresence);
-                    }
-                    if bus.resync_due {
-                        bus.resync_presence(ctx);
-                    }
-                }
-                Some(Err(e)) => {
-                    bus.resync_due = true;
-                    bus.on_error(&e);
-                }
-                None => bus.resync_due = true,
-            }
-        }));
-    }
 }
 
 impl Handler<PresenceFact> for Bus {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, fact: PresenceFact, _: &mut Self::Context) -> Self::Result {
-        // What this node has, whatever becomes of the write: a resync writes all of it again.
+    fn handle(&mut self, fact: PresenceFact, ctx: &mut Self::Context) -> Self::Result {
+        // What this node has, whatever becomes of the write: a rewrite writes all of it again.
         let users = self.present.entry(fact.room.clone()).or_default();
         if fact.joined {
             users.insert(fact.user.clone());
@@ -161,40 +103,10 @@ impl Handler<PresenceFact> for Bus {
                 self.present.remove(&fact.room);
             }
         }
-        let Some(mut conn) = self.conn.clone() else {
-            self.resync_due = true;
-            return Box::pin(actix::fut::ready(()));
-        };
-        let (keys, node) = (self.keys.clone(), self.node.clone());
-        let user = fact.user.to_string();
-        let envelope = Envelope {
-            node: node.clone(),
-            room: fact.room.to_string(),
-            payload: if fact.joined {
-                Payload::Presence {
-                    joined: vec![user],
-                    left: vec![],
-                }
-            } else {
-                Payload::Presence {
-                    joined: vec![],
-                    left: vec![user],
-                }
-            },
-        };
-        let job = async move {
-            let (room, user) = (&*fact.room, &*fact.user);
-            presence_store::record(&mut conn, &keys, &node, room, user, fact.joined).await?;
-            conn.publish(&keys.room_channel(room), &envelope.to_bytes())
-                .await
-        };
-        let done = self.presence_writes.run(job);
-        Box::pin(done.into_actor(self).map(|result, bus, _| {
-            if let Some(Err(e)) = result {
-                bus.resync_due = true;
-                bus.on_error(&e);
-            }
-        }))
+        let stored = self.queue_fact(fact, ctx);
+        Box::pin(async move {
+            let _ = stored.await;
+        })
     }
 }
 

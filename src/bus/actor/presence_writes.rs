@@ -1,0 +1,155 @@
+//! How this node's presence reaches Redis. Facts queue up and go out in batches, one batch at a
+//! time and so in order; a batch nets each user's facts, so all its commands can be sent at once.
+//! When Redis may hold this node's presence wrong, the whole of it is rewritten instead.
+
+use std::collections::HashMap;
+use std::mem;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures_util::future::try_join_all;
+use tokio::sync::oneshot;
+
+use super::Bus;
+use super::presence::PresenceFact;
+use crate::actors::messages::ReloadPresence;
+use crate::bus::conn::BusConn;
+use crate::bus::envelope::{Envelope, Payload};
+use crate::bus::presence_store;
+
+/// A fact waiting for Redis, and who waits for it to get there.
+pub(super) struct QueuedFact {
+    fact: PresenceFact,
+    stored: oneshot::Sender<()>,
+}
+
+impl Bus {
+    /// Queues `fact`; the answer comes once it is in Redis, or at once when a rewrite is due
+    /// (which will carry it, since `present` already does).
+    pub(super) fn queue_fact(
+        &mut self,
+        fact: PresenceFact,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<()> {
+        let (stored, answer) = oneshot::channel();
+        if self.rewrite_due || self.conn.is_none() {
+            self.rewrite_due = true;
+            let _ = stored.send(());
+        } else {
+            self.presence_queue.push(QueuedFact { fact, stored });
+            self.pump_presence(ctx);
+        }
+        answer
+    }
+
+    /// Starts the next write unless one is running: the rewrite when it is due, or else every
+    /// queued fact. After a failure nothing starts until Redis is back (`on_up`).
+    pub(super) fn pump_presence(&mut self, ctx: &mut Context<Self>) {
+        if self.presence_writing {
+            return;
+        }
+        let Some(conn) = self.conn.clone() else {
+            return;
+        };
+        if self.rewrite_due {
+            self.rewrite_presence(conn, ctx);
+        } else if !self.presence_queue.is_empty() {
+            self.write_facts(conn, ctx);
+        }
+    }
+
+    fn write_facts(&mut self, conn: BusConn, ctx: &mut Context<Self>) {
+        self.presence_writing = true;
+        let queued = mem::take(&mut self.presence_queue);
+        let rooms = presence_store::net(
+            queued
+                .iter()
+                .map(|q| (&q.fact.room, &q.fact.user, q.fact.joined)),
+        );
+        let (keys, node) = (self.keys.clone(), self.node.clone());
+        let job = async move {
+            presence_store::record(&conn, &keys, &node, &rooms).await?;
+            try_join_all(rooms.into_iter().map(|(room, facts)| {
+                let mut conn = conn.clone();
+                let channel = keys.room_channel(&room);
+                let envelope = Envelope {
+                    node: node.clone(),
+                    room: room.to_string(),
+                    payload: Payload::Presence {
+                        joined: facts.joined.iter().map(|u| u.to_string()).collect(),
+                        left: facts.left.iter().map(|u| u.to_string()).collect(),
+                    },
+                };
+                async move { conn.publish(&channel, &envelope.to_bytes()).await }
+            }))
+            .await
+        };
+        ctx.spawn(job.into_actor(self).map(move |result, bus, ctx| {
+            bus.presence_writing = false;
+            for q in queued {
+                let _ = q.stored.send(());
+            }
+            match result {
+                Ok(_) => bus.pump_presence(ctx),
+                Err(e) => {
+                    bus.rewrite_due = true;
+                    bus.on_error(&e);
+                }
+            }
+        }));
+    }
+
+    /// Makes Redis hold exactly this node's presence, tells the other nodes the whole of it
+    /// room by room, then has every local room read the others' presence again (facts they
+    /// published may have been missed). Subscribes every local room first, so that no fact
+    /// published after the reads is missed. Queued facts are carried by it.
+    fn rewrite_presence(&mut self, mut conn: BusConn, ctx: &mut Context<Self>) {
+        self.presence_writing = true;
+        self.rewrite_due = false;
+        let carried = mem::take(&mut self.presence_queue);
+        let channels = self.channels(self.rooms.iter().cloned());
+        let present: HashMap<Arc<str>, Vec<Arc<str>>> = self
+            .present
+            .iter()
+            .map(|(room, users)| (room.clone(), users.iter().cloned().collect()))
+            .collect();
+        let (keys, node) = (self.keys.clone(), self.node.clone());
+        let job = async move {
+            if !channels.is_empty() {
+                conn.subscribe(&channels).await?;
+            }
+            let rooms = presence_store::rewrite_node(&mut conn, &keys, &node, present).await?;
+            for (room, users) in &rooms {
+                let envelope = Envelope {
+                    node: node.clone(),
+                    room: room.to_string(),
+                    payload: Payload::NodePresence {
+                        users: users.iter().map(|u| u.to_string()).collect(),
+                    },
+                };
+                conn.publish(&keys.room_channel(room), &envelope.to_bytes())
+                    .await?;
+            }
+            redis::RedisResult::Ok(rooms.len())
+        };
+        ctx.spawn(job.into_actor(self).map(move |result, bus, ctx| {
+            bus.presence_writing = false;
+            for q in carried {
+                let _ = q.stored.send(());
+            }
+            match result {
+                Ok(rooms) => {
+                    tracing::info!(rooms, "this node's presence is rewritten in Redis");
+                    for (_, room) in bus.registry.all() {
+                        room.do_send(ReloadPresence);
+                    }
+                    bus.pump_presence(ctx);
+                }
+                Err(e) => {
+                    bus.rewrite_due = true;
+                    bus.on_error(&e);
+                }
+            }
+        }));
+    }
+}
