@@ -24,20 +24,22 @@ pub(super) struct QueuedFact {
 }
 
 impl Bus {
-    /// Queues `fact`; the answer comes once it is in Redis, or at once when a rewrite is due
-    /// (which will carry it, since `present` already does).
+    /// Queues `fact`; the answer comes once it is in Redis (when a rewrite is due, once the
+    /// rewrite, which carries it, is done), or at once before the first connection.
     pub(super) fn queue_fact(
         &mut self,
         fact: PresenceFact,
         ctx: &mut Context<Self>,
     ) -> oneshot::Receiver<()> {
         let (stored, answer) = oneshot::channel();
-        if self.rewrite_due || self.conn.is_none() {
-            self.rewrite_due = true;
+        if self.conn.is_none() {
             let _ = stored.send(());
         } else {
             self.presence_queue.push(QueuedFact { fact, stored });
-            self.pump_presence(ctx);
+            // A due rewrite waits for Redis to be back (`on_up`) rather than for the next fact.
+            if !self.rewrite_due {
+                self.pump_presence(ctx);
+            }
         }
         answer
     }
