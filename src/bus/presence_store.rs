@@ -95,18 +95,7 @@ pub async fn rewrite_node(
     let mut touched = Vec::with_capacity(rooms.len());
     for (room, users) in rooms {
         let wanted: HashSet<String> = users.iter().map(|u| presence_field(node, u)).collect();
-        let fields: Vec<String> = conn
-            .query(redis::cmd("HKEYS").arg(keys.presence(&room)))
-            .await?;
-        let stale: Vec<&String> = fields
-            .iter()
-            .filter(|f| split_presence_field(f).is_some_and(|(n, _)| n == node))
-            .filter(|f| !wanted.contains(*f))
-            .collect();
-        if !stale.is_empty() {
-            conn.query::<()>(redis::cmd("HDEL").arg(keys.presence(&room)).arg(stale))
-                .await?;
-        }
+        remove_fields(conn, keys, &room, node, |field| !wanted.contains(field)).await?;
         if wanted.is_empty() {
             conn.query::<()>(redis::cmd("SREM").arg(keys.node_rooms(node)).arg(&*room))
                 .await?;
@@ -131,21 +120,33 @@ pub async fn forget_node(conn: &mut BusConn, keys: &Keys, node: &str) -> RedisRe
         .query(redis::cmd("SMEMBERS").arg(keys.node_rooms(node)))
         .await?;
     for room in rooms {
-        let fields: Vec<String> = conn
-            .query(redis::cmd("HKEYS").arg(keys.presence(&room)))
-            .await?;
-        let mine: Vec<&String> = fields
-            .iter()
-            .filter(|f| split_presence_field(f).is_some_and(|(n, _)| n == node))
-            .collect();
-        if !mine.is_empty() {
-            conn.query::<()>(redis::cmd("HDEL").arg(keys.presence(&room)).arg(mine))
-                .await?;
-        }
+        remove_fields(conn, keys, &room, node, |_| true).await?;
     }
     conn.query::<()>(redis::cmd("DEL").arg(keys.node_rooms(node)))
         .await?;
     conn.query(redis::cmd("SREM").arg(keys.nodes()).arg(node))
+        .await
+}
+
+/// Removes the fields of `node` in `room`'s presence hash that `remove` picks.
+async fn remove_fields(
+    conn: &mut BusConn,
+    keys: &Keys,
+    room: &str,
+    node: &str,
+    remove: impl Fn(&str) -> bool,
+) -> RedisResult<()> {
+    let fields: Vec<String> = conn
+        .query(redis::cmd("HKEYS").arg(keys.presence(room)))
+        .await?;
+    let doomed: Vec<&String> = fields
+        .iter()
+        .filter(|f| split_presence_field(f).is_some_and(|(n, _)| n == node) && remove(f))
+        .collect();
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    conn.query(redis::cmd("HDEL").arg(keys.presence(room)).arg(doomed))
         .await
 }
 
