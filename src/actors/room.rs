@@ -321,9 +321,6 @@ impl Actor for Room {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.state.metrics.rooms.inc();
         self.schedule_idle_stop(ctx);
-        if self.bus().is_none() {
-            return;
-        }
         // The first join's presence list already includes the other nodes' users.
         self.load_presence(ctx, true);
     }

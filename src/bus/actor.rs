@@ -3,7 +3,7 @@
 //! to the local rooms, keeps this node's heartbeat and presence in Redis, notices dead nodes,
 //! and once a second asks PostgreSQL how far every local room really is, so that a message lost
 //! by pub/sub (which is at most once) or by a Redis outage is delivered all the same.
-//! Its presence work is in [`presence`].
+//! Its presence work is in [`presence`] and [`presence_writes`].
 
 mod presence;
 mod presence_writes;
