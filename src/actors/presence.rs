@@ -94,13 +94,7 @@ impl Presence {
 
     /// Takes `users` as everyone present on `node`.
     pub fn replace_node(&mut self, node: &str, users: &[String]) -> Changes {
-        self.changes_by(|p| {
-            p.remote.remove(node);
-            if !users.is_empty() {
-                let users = users.iter().map(|u| Arc::from(u.as_str())).collect();
-                p.remote.insert(Arc::from(node), users);
-            }
-        })
+        self.changes_by(|p| p.set_node(node, users))
     }
 
     /// Takes `by_node` as everyone present on the other nodes.
@@ -108,13 +102,17 @@ impl Presence {
         self.changes_by(|p| {
             p.remote.clear();
             for (node, users) in by_node {
-                let users: HashSet<Arc<str>> =
-                    users.iter().map(|u| Arc::from(u.as_str())).collect();
-                if !users.is_empty() {
-                    p.remote.insert(Arc::from(node.as_str()), users);
-                }
+                p.set_node(node, users);
             }
         })
+    }
+
+    fn set_node(&mut self, node: &str, users: &[String]) {
+        self.remote.remove(node);
+        if !users.is_empty() {
+            let users = users.iter().map(|u| Arc::from(u.as_str())).collect();
+            self.remote.insert(Arc::from(node), users);
+        }
     }
 
     /// Who became present or absent in the cluster through `change`.

@@ -87,16 +87,8 @@ impl Bus {
             .await
         };
         ctx.spawn(job.into_actor(self).map(move |result, bus, ctx| {
-            bus.presence_writing = false;
-            for q in queued {
-                let _ = q.stored.send(());
-            }
-            match result {
-                Ok(_) => bus.pump_presence(ctx),
-                Err(e) => {
-                    bus.rewrite_due = true;
-                    bus.on_error(&e);
-                }
+            if bus.presence_written(queued, result).is_some() {
+                bus.pump_presence(ctx);
             }
         }));
     }
@@ -135,23 +127,32 @@ impl Bus {
             redis::RedisResult::Ok(rooms.len())
         };
         ctx.spawn(job.into_actor(self).map(move |result, bus, ctx| {
-            bus.presence_writing = false;
-            for q in carried {
-                let _ = q.stored.send(());
-            }
-            match result {
-                Ok(rooms) => {
-                    tracing::info!(rooms, "this node's presence is rewritten in Redis");
-                    for (_, room) in bus.registry.all() {
-                        room.do_send(ReloadPresence);
-                    }
-                    bus.pump_presence(ctx);
+            if let Some(rooms) = bus.presence_written(carried, result) {
+                tracing::info!(rooms, "this node's presence is rewritten in Redis");
+                for (_, room) in bus.registry.all() {
+                    room.do_send(ReloadPresence);
                 }
-                Err(e) => {
-                    bus.rewrite_due = true;
-                    bus.on_error(&e);
-                }
+                bus.pump_presence(ctx);
             }
         }));
+    }
+
+    /// A write ended: whoever waited for it is answered. After a failure a rewrite is due, and
+    /// waits for Redis to be back (`on_up`); the output of a success is returned.
+    fn presence_written<T>(
+        &mut self,
+        waiting: Vec<QueuedFact>,
+        result: redis::RedisResult<T>,
+    ) -> Option<T> {
+        self.presence_writing = false;
+        for q in waiting {
+            let _ = q.stored.send(());
+        }
+        result
+            .inspect_err(|e| {
+                self.rewrite_due = true;
+                self.on_error(e);
+            })
+            .ok()
     }
 }
