@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::store::{DbPool, rooms};
 
 pub use presence::{LoadPresence, PresenceFact};
+pub use presence_writes::Leave;
 
 /// How often every local room is checked against PostgreSQL.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -58,6 +59,10 @@ pub struct Bus {
     /// Redis may hold this node's presence wrong (or, at start, a former life's): it is
     /// rewritten whole at the next chance.
     rewrite_due: bool,
+    /// A heartbeat is running (a leave waits for it, so that it cannot list the node again).
+    beating: bool,
+    /// Where this node stands in the cluster: a draining node leaves it before it exits.
+    membership: presence_writes::Membership,
     registry: Arc<RoomRegistry>,
     pool: DbPool,
     metrics: Metrics,
@@ -90,6 +95,8 @@ impl Bus {
             presence_queue: Vec::new(),
             presence_writing: false,
             rewrite_due: true,
+            beating: false,
+            membership: presence_writes::Membership::Member,
             registry,
             pool,
             metrics,

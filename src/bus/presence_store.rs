@@ -128,6 +128,13 @@ pub async fn forget_node(conn: &mut BusConn, keys: &Keys, node: &str) -> RedisRe
         .await
 }
 
+/// Ends a departing `node`'s heartbeat: at their next heartbeat the other nodes find it dead,
+/// which tells even a node that missed its last envelopes.
+pub async fn end_heartbeat(conn: &mut BusConn, keys: &Keys, node: &str) -> RedisResult<()> {
+    conn.query(redis::cmd("DEL").arg(keys.node_alive(node)))
+        .await
+}
+
 /// Removes the fields of `node` in `room`'s presence hash that `remove` picks.
 async fn remove_fields(
     conn: &mut BusConn,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::helpers::presence::join_viewing;
 use crate::helpers::{ChaosProxy, Cluster, WsClient, env_url, host_port, with_host_port};
 
 const FAST: [(&str, &str); 2] = [("WS_RATE_PER_SEC", "100000"), ("WS_RATE_BURST", "100000")];
@@ -180,45 +181,6 @@ async fn presence_spans_the_cluster() {
         on_a.recv_type("presence").await,
         json!({"type": "presence", "room": "general", "joined": [], "left": ["bob"]})
     );
-}
-
-/// Who a client sees in a room: its `joined` list, then every `presence` frame applied.
-struct PresenceView(BTreeSet<String>);
-
-impl PresenceView {
-    fn of(joined: &serde_json::Value) -> Self {
-        Self(names(&joined["presence"]))
-    }
-
-    /// Applies presence frames until the view is `expected` (or the client's wait runs out).
-    async fn becomes(&mut self, ws: &mut WsClient, expected: &[&str]) {
-        let expected: BTreeSet<String> = expected.iter().map(|u| (*u).to_owned()).collect();
-        while self.0 != expected {
-            let frame = ws.recv_type("presence").await;
-            self.0.extend(names(&frame["joined"]));
-            for user in names(&frame["left"]) {
-                self.0.remove(&user);
-            }
-        }
-    }
-}
-
-fn names(list: &serde_json::Value) -> BTreeSet<String> {
-    let list = list.as_array().expect("a list of users");
-    list.iter()
-        .map(|u| u.as_str().expect("a user name").to_owned())
-        .collect()
-}
-
-/// Connects `user` on `node`, joins `room`, and returns the client with what it sees.
-async fn join_viewing(
-    node: &crate::helpers::TestNode,
-    user: &str,
-    room: &str,
-) -> (WsClient, PresenceView) {
-    let mut ws = WsClient::connect(node, user).await;
-    let joined = ws.join(room, None).await;
-    (ws, PresenceView::of(&joined))
 }
 
 #[actix_web::test]

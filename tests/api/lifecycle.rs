@@ -1,12 +1,14 @@
 //! Nodes as real processes: SIGTERM drains gracefully (503 at once, 1012 closes spread over the
-//! grace period, nothing acknowledged lost, exit 0); SIGKILL loses nothing acknowledged either,
-//! and the dead node's users leave presence once its heartbeat expires, or at once when it comes
-//! back under the same id. A node also raises its soft open-file limit at start.
+//! grace period, nothing acknowledged lost, its users out of presence before it exits, exit 0);
+//! SIGKILL loses nothing acknowledged either, and the dead node's users leave presence once its
+//! heartbeat expires, or at once when it comes back under the same id. A node also raises its
+//! soft open-file limit at start.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::helpers::presence::{join_viewing, names};
 use crate::helpers::process::NodeProcess;
 use crate::helpers::{Cluster, Event, WsClient, env_url};
 
@@ -143,6 +145,74 @@ async fn sigterm_drains_with_spread_1012_closes_and_exits_zero() {
         );
     }
     assert!(!during.is_empty(), "messages were accepted while draining");
+}
+
+/// A drained node takes its users out of presence and ends its heartbeat in Redis before it
+/// exits: the other nodes do not wait for the heartbeat to expire, however late its last
+/// connections closed.
+#[actix_web::test]
+async fn a_drained_node_leaves_presence_before_it_exits() {
+    let redis = env_url("REDIS_URL");
+    let ttl = ("PRESENCE_TTL_SECS", "60");
+    let cluster = Cluster::start_with(1, Some(&redis), &[ttl]).await;
+    let other = &cluster.nodes[0];
+    let bob = other.register("bob").await;
+    other.create_room(&bob, "general", false).await;
+    let node = NodeProcess::start(&[
+        ("DATABASE_URL", &cluster.db.url),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &cluster.prefix),
+        ("NODE_ID", "leaving"),
+        ("SHUTDOWN_GRACE_SECS", "1"),
+        ttl,
+    ])
+    .await;
+    let (mut watcher, mut seen) = join_viewing(other, &bob, "general").await;
+    let users = ["ann", "ben", "cat", "dan", "eve", "fay"];
+    let mut clients = Vec::new();
+    for name in users {
+        let token = other.register(name).await;
+        let mut ws = connect(&node.ws_url(&format!("/ws?token={token}"))).await;
+        ws.join("general", None).await;
+        clients.push(ws);
+    }
+    let mut everyone = users.to_vec();
+    everyone.push("bob");
+    seen.becomes(&mut watcher, &everyone).await;
+
+    node.signal("TERM");
+    let mut child = node.child;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let keys = bosar_chat::bus::keys::Keys::new(&cluster.prefix);
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let alive: bool = redis::cmd("EXISTS")
+        .arg(keys.node_alive("leaving"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(keys.presence("general"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!alive, "its heartbeat ended");
+    assert!(
+        fields.iter().all(|f| !f.starts_with("leaving|")),
+        "none of its users is left in presence: {fields:?}"
+    );
+    // Told at once, long before a 60 s heartbeat could expire.
+    let told = Instant::now();
+    seen.becomes(&mut watcher, &["bob"]).await;
+    assert!(told.elapsed() < Duration::from_secs(5));
+    let gil = other.register("gil").await;
+    let (_, newcomer) = join_viewing(other, &gil, "general").await;
+    assert_eq!(newcomer.0, names(&json!(["bob", "gil"])));
 }
 
 #[actix_web::test]

@@ -34,9 +34,14 @@ impl Bus {
     /// A heartbeat that was gone (Redis lost its data, or this node was silent too long and
     /// the others forgot it) means this node's presence must be written again.
     pub(super) fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut conn) = self.conn.clone() else {
+        let Some(mut conn) = self
+            .conn
+            .clone()
+            .filter(|_| !self.beating && self.is_member())
+        else {
             return;
         };
+        self.beating = true;
         let (keys, node, ttl) = (self.keys.clone(), self.node.clone(), self.presence_ttl);
         let fut = async move {
             let before: Option<String> = conn
@@ -69,23 +74,39 @@ impl Bus {
             }
             redis::RedisResult::Ok((before.is_none(), alive, dead))
         };
-        ctx.spawn(fut.into_actor(self).map(|result, bus, ctx| match result {
+        ctx.spawn(fut.into_actor(self).map(|result, bus, ctx| {
+            bus.beating = false;
+            bus.beaten(result, ctx);
+        }));
+    }
+
+    /// What a heartbeat found: which other nodes live, which died, and whether this node's
+    /// own key was gone.
+    fn beaten(
+        &mut self,
+        result: redis::RedisResult<(bool, HashSet<String>, Vec<String>)>,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
             Ok((lost, alive, dead)) => {
-                bus.alive = alive;
+                self.alive = alive;
                 for gone in dead {
                     tracing::info!(node = %gone, "node gone; dropping its presence");
                     let gone: Arc<str> = Arc::from(gone);
-                    for (_, room) in bus.registry.all() {
+                    for (_, room) in self.registry.all() {
                         room.do_send(NodeGone(gone.clone()));
                     }
                 }
                 if lost {
-                    bus.rewrite_due = true;
-                    bus.pump_presence(ctx);
+                    self.rewrite_due = true;
+                    self.pump_presence(ctx);
                 }
             }
-            Err(e) => bus.on_error(&e),
-        }));
+            Err(e) => self.on_error(&e),
+        }
+        if !self.is_member() {
+            self.pump_presence(ctx); // the leave waited for this heartbeat
+        }
     }
 }
 

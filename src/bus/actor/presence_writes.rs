@@ -1,6 +1,7 @@
 //! How this node's presence reaches Redis. Facts queue up and go out in batches, one batch at a
 //! time and so in order; a batch nets each user's facts, so all its commands can be sent at once.
-//! When Redis may hold this node's presence wrong, the whole of it is rewritten instead.
+//! When Redis may hold this node's presence wrong, the whole of it is rewritten instead. A
+//! draining node leaves the cluster last: its presence and its heartbeat go from Redis at once.
 
 use std::collections::HashMap;
 use std::mem;
@@ -15,6 +16,7 @@ use super::presence::PresenceFact;
 use crate::actors::messages::ReloadPresence;
 use crate::bus::conn::BusConn;
 use crate::bus::envelope::{Envelope, Payload};
+use crate::bus::keys::Keys;
 use crate::bus::presence_store;
 
 /// A fact waiting for Redis, and who waits for it to get there.
@@ -23,16 +25,54 @@ pub(super) struct QueuedFact {
     stored: oneshot::Sender<()>,
 }
 
+/// Drain → bus, once every connection is closed: takes this node's users out of presence, tells
+/// the other nodes, and ends its heartbeat, so that nobody waits for the heartbeat to expire.
+/// Answered once done (or failed: then the heartbeat expires as after a crash). From then on
+/// the node writes no presence and no heartbeat.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave;
+
+/// Where a node stands in the cluster.
+pub(super) enum Membership {
+    Member,
+    /// Leaving once the writes under way are done; the drain waits on the sender.
+    Leaving(oneshot::Sender<()>),
+    Left,
+}
+
+impl Handler<Leave> for Bus {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Leave, ctx: &mut Self::Context) -> Self::Result {
+        if !self.is_member() || self.conn.is_none() {
+            self.membership = Membership::Left;
+            return Box::pin(async {});
+        }
+        let (done, answer) = oneshot::channel();
+        self.membership = Membership::Leaving(done);
+        self.pump_presence(ctx);
+        Box::pin(async move {
+            let _ = answer.await;
+        })
+    }
+}
+
 impl Bus {
+    pub(super) fn is_member(&self) -> bool {
+        matches!(self.membership, Membership::Member)
+    }
+
     /// Queues `fact`; the answer comes once it is in Redis (when a rewrite is due, once the
-    /// rewrite, which carries it, is done), or at once before the first connection.
+    /// rewrite, which carries it, is done), or at once before the first connection and once
+    /// the node is leaving (the leave removes all of its presence).
     pub(super) fn queue_fact(
         &mut self,
         fact: PresenceFact,
         ctx: &mut Context<Self>,
     ) -> oneshot::Receiver<()> {
         let (stored, answer) = oneshot::channel();
-        if self.conn.is_none() {
+        if self.conn.is_none() || !self.is_member() {
             let _ = stored.send(());
         } else {
             self.presence_queue.push(QueuedFact { fact, stored });
@@ -44,8 +84,9 @@ impl Bus {
         answer
     }
 
-    /// Starts the next write unless one is running: the rewrite when it is due, or else every
-    /// queued fact. After a failure nothing starts until Redis is back (`on_up`).
+    /// Starts the next write unless one is running: the leave when asked for (once no
+    /// heartbeat runs either), the rewrite when it is due, or else every queued fact. After a
+    /// failure nothing starts until Redis is back (`on_up`).
     pub(super) fn pump_presence(&mut self, ctx: &mut Context<Self>) {
         if self.presence_writing {
             return;
@@ -53,6 +94,11 @@ impl Bus {
         let Some(conn) = self.conn.clone() else {
             return;
         };
+        match self.membership {
+            Membership::Member => {}
+            Membership::Leaving(_) if !self.beating => return self.leave(conn, ctx),
+            Membership::Leaving(_) | Membership::Left => return,
+        }
         if self.rewrite_due {
             self.rewrite_presence(conn, ctx);
         } else if !self.presence_queue.is_empty() {
@@ -112,19 +158,7 @@ impl Bus {
             if !channels.is_empty() {
                 conn.subscribe(&channels).await?;
             }
-            let rooms = presence_store::rewrite_node(&mut conn, &keys, &node, present).await?;
-            for (room, users) in &rooms {
-                let envelope = Envelope {
-                    node: node.clone(),
-                    room: room.to_string(),
-                    payload: Payload::NodePresence {
-                        users: users.iter().map(|u| u.to_string()).collect(),
-                    },
-                };
-                conn.publish(&keys.room_channel(room), &envelope.to_bytes())
-                    .await?;
-            }
-            redis::RedisResult::Ok(rooms.len())
+            write_whole(&mut conn, &keys, &node, present).await
         };
         ctx.spawn(job.into_actor(self).map(move |result, bus, ctx| {
             if let Some(rooms) = bus.presence_written(carried, result) {
@@ -133,6 +167,27 @@ impl Bus {
                     room.do_send(ReloadPresence);
                 }
                 bus.pump_presence(ctx);
+            }
+        }));
+    }
+
+    /// Removes every presence entry of this node and tells the other nodes room by room, then
+    /// ends its heartbeat. Queued facts are dropped: whatever they said, the node has nobody now.
+    fn leave(&mut self, mut conn: BusConn, ctx: &mut Context<Self>) {
+        self.presence_writing = true;
+        let dropped = mem::take(&mut self.presence_queue);
+        let (keys, node) = (self.keys.clone(), self.node.clone());
+        let job = async move {
+            let rooms = write_whole(&mut conn, &keys, &node, HashMap::new()).await?;
+            presence_store::end_heartbeat(&mut conn, &keys, &node).await?;
+            redis::RedisResult::Ok(rooms)
+        };
+        ctx.spawn(job.into_actor(self).map(move |result, bus, _| {
+            if let Some(rooms) = bus.presence_written(dropped, result) {
+                tracing::info!(rooms, "this node left the cluster's presence");
+            }
+            if let Membership::Leaving(done) = mem::replace(&mut bus.membership, Membership::Left) {
+                let _ = done.send(());
             }
         }));
     }
@@ -155,4 +210,28 @@ impl Bus {
             })
             .ok()
     }
+}
+
+/// Makes Redis hold exactly `present` (users by room) for `node`, and tells the other nodes the
+/// whole of it in every room it touched, which replaces what they knew of `node` there. Returns
+/// how many rooms that was.
+async fn write_whole(
+    conn: &mut BusConn,
+    keys: &Keys,
+    node: &str,
+    present: HashMap<Arc<str>, Vec<Arc<str>>>,
+) -> redis::RedisResult<usize> {
+    let rooms = presence_store::rewrite_node(conn, keys, node, present).await?;
+    for (room, users) in &rooms {
+        let envelope = Envelope {
+            node: node.to_owned(),
+            room: room.to_string(),
+            payload: Payload::NodePresence {
+                users: users.iter().map(|u| u.to_string()).collect(),
+            },
+        };
+        conn.publish(&keys.room_channel(room), &envelope.to_bytes())
+            .await?;
+    }
+    Ok(rooms.len())
 }

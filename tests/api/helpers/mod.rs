@@ -4,6 +4,7 @@
 pub mod db;
 pub mod fake_openai;
 pub mod node;
+pub mod presence;
 pub mod process;
 pub mod proxy;
 pub mod tls_proxy;
