@@ -25,8 +25,8 @@ pub(super) struct QueuedFact {
     stored: oneshot::Sender<()>,
 }
 
-/// Drain → bus, once every connection is closed: takes this node's users out of presence, tells
-/// the other nodes, and ends its heartbeat, so that nobody waits for the heartbeat to expire.
+/// Drain → bus, once every connection is closed: ends this node's heartbeat, takes its users out
+/// of presence and tells the other nodes, so that nobody waits for the heartbeat to expire.
 /// Answered once done (or failed: then the heartbeat expires as after a crash). From then on
 /// the node writes no presence and no heartbeat.
 #[derive(Message)]
@@ -171,16 +171,17 @@ impl Bus {
         }));
     }
 
-    /// Removes every presence entry of this node and tells the other nodes room by room, then
-    /// ends its heartbeat. Queued facts are dropped: whatever they said, the node has nobody now.
+    /// Ends this node's heartbeat, then removes every presence entry of it and tells the other
+    /// nodes room by room. Queued facts are dropped: whatever they said, the node has nobody now.
     fn leave(&mut self, mut conn: BusConn, ctx: &mut Context<Self>) {
         self.presence_writing = true;
         let dropped = mem::take(&mut self.presence_queue);
         let (keys, node) = (self.keys.clone(), self.node.clone());
         let job = async move {
-            let rooms = write_whole(&mut conn, &keys, &node, HashMap::new()).await?;
+            // First, so that even a leave the drain's time limit cuts short spares the others
+            // the wait for the heartbeat to expire.
             presence_store::end_heartbeat(&mut conn, &keys, &node).await?;
-            redis::RedisResult::Ok(rooms)
+            write_whole(&mut conn, &keys, &node, HashMap::new()).await
         };
         ctx.spawn(job.into_actor(self).map(move |result, bus, _| {
             if let Some(rooms) = bus.presence_written(dropped, result) {
