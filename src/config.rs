@@ -80,16 +80,11 @@ pub struct DatabaseConfig {
     /// `verify-full` (for RDS, Amazon's RDS CA bundle).
     pub ca_file: Option<std::path::PathBuf>,
     /// `COMMIT_LANES`: group-commit lanes of this node, each with its own database connection
-    /// (see `COMMIT_DEPTH`). More lanes commit more in parallel; fewer make bigger batches,
+    /// and one batch in flight. More lanes commit more in parallel; fewer make bigger batches,
     /// which costs the database less when several nodes write into the same rooms. The default
     /// follows the mode: 2 for a single node (`REDIS_URL` unset: its highest throughput), 1 in a
     /// cluster (lower latency and higher throughput where nodes share rooms; docs/benchmarks.md).
     pub commit_lanes: usize,
-    /// `COMMIT_DEPTH` (default 2): statements a commit lane has sent and not yet had answered,
-    /// on its one connection (pipelined). From 2 on, the database starts on a lane's next batch
-    /// as soon as it has committed one, without waiting for the node to read that answer and
-    /// send the next; 1 sends each batch only after the one before it was answered.
-    pub commit_depth: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -390,13 +385,11 @@ impl DatabaseConfig {
         let pool_size = r.positive("DATABASE_POOL_SIZE", 16)?;
         let default_lanes = if r.raw("REDIS_URL").is_some() { 1 } else { 2 };
         let commit_lanes = r.positive("COMMIT_LANES", default_lanes)?;
-        let commit_depth = r.positive("COMMIT_DEPTH", 2)?;
         Ok(Self {
             url,
             pool_size: usize::try_from(pool_size).unwrap_or(16),
             ca_file,
             commit_lanes: usize::try_from(commit_lanes).unwrap_or(2),
-            commit_depth: usize::try_from(commit_depth).unwrap_or(2),
         })
     }
 
@@ -407,7 +400,6 @@ impl DatabaseConfig {
             pool_size: 4,
             ca_file: None,
             commit_lanes: 2,
-            commit_depth: 2,
         }
     }
 }
@@ -623,14 +615,6 @@ mod tests {
     }
 
     #[test]
-    fn a_lane_pipelines_two_statements_unless_told_otherwise() {
-        let c = Config::from_source(&env(&[])).unwrap();
-        assert_eq!(c.database.commit_depth, 2);
-        let c = Config::from_source(&env(&[("COMMIT_DEPTH", "1")])).unwrap();
-        assert_eq!(c.database.commit_depth, 1);
-    }
-
-    #[test]
     fn missing_required_values_are_named() {
         let mut e = env(&[]);
         e.remove("DATABASE_URL");
@@ -654,7 +638,6 @@ mod tests {
             ("HOST", "not-an-ip"),
             ("DATABASE_URL", "mysql://x"),
             ("DATABASE_POOL_SIZE", "0"),
-            ("COMMIT_DEPTH", "0"),
             ("REDIS_URL", "http://x"),
             ("REDIS_SHARDED", "maybe"),
             ("JWT_SECRET", "short"),

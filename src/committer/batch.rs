@@ -22,38 +22,6 @@ pub(super) struct Batch {
     pub(super) unique: Vec<NewMessage>,
     /// For each sender, the index of its message in `unique`.
     slot_of: Vec<usize>,
-    /// Times the statement has been sent.
-    pub(super) attempts: u32,
-}
-
-/// The authors (`(room, user)`) with a message in a statement not answered yet. A batch that
-/// shares an author with one is not sent until that one is answered, so that one author's
-/// messages are stored in the order they were sent even when a statement has to be sent again.
-#[derive(Default)]
-pub(super) struct Authors(HashMap<(i64, Uuid), usize>);
-
-impl Authors {
-    pub(super) fn add(&mut self, authors: impl IntoIterator<Item = (i64, Uuid)>) {
-        for author in authors {
-            *self.0.entry(author).or_default() += 1;
-        }
-    }
-
-    pub(super) fn remove(&mut self, authors: impl IntoIterator<Item = (i64, Uuid)>) {
-        for author in authors {
-            if let Some(n) = self.0.get_mut(&author) {
-                *n -= 1;
-                if *n == 0 {
-                    self.0.remove(&author);
-                }
-            }
-        }
-    }
-
-    /// Whether any of `authors` has a message in a statement not answered yet.
-    pub(super) fn share(&self, mut authors: impl Iterator<Item = (i64, Uuid)>) -> bool {
-        !self.0.is_empty() && authors.any(|a| self.0.contains_key(&a))
-    }
 }
 
 /// Where committed messages go besides their senders.
@@ -94,18 +62,12 @@ impl Batch {
             senders,
             unique,
             slot_of,
-            attempts: 0,
         }
     }
 
     /// Senders in the batch.
     pub(super) fn len(&self) -> usize {
         self.senders.len()
-    }
-
-    /// Each sender's `(room, user)`, once per message.
-    pub(super) fn authors(&self) -> impl Iterator<Item = (i64, Uuid)> + '_ {
-        self.senders.iter().map(|p| (p.room_id, p.user_id))
     }
 
     /// Tells every sender that nothing was stored.
@@ -177,32 +139,5 @@ impl Batch {
             room.do_send(Committed(messages));
         }
         stored
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_author_waits_until_every_statement_with_a_message_of_theirs_is_answered() {
-        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut running = Authors::default();
-        assert!(!running.share([(1, alice)].into_iter()));
-
-        // Two messages of alice in room 1 in one statement, one of bob in another.
-        running.add([(1, alice), (1, alice)]);
-        running.add([(1, bob)]);
-        assert!(running.share([(2, bob), (1, alice)].into_iter()));
-        assert!(running.share([(1, bob)].into_iter()));
-        // The same user in another room is another author.
-        assert!(!running.share([(2, alice), (2, bob)].into_iter()));
-
-        running.remove([(1, bob)]);
-        assert!(!running.share([(1, bob)].into_iter()));
-        assert!(running.share([(1, alice)].into_iter()));
-        running.remove([(1, alice), (1, alice)]);
-        assert!(!running.share([(1, alice)].into_iter()));
-        assert!(running.0.is_empty());
     }
 }

@@ -1,8 +1,7 @@
 //! Group commit: connections hand their `send`s to a few commit lanes; each lane stores whatever
 //! has queued up in one statement (one transaction, one round trip), answers every sender, and
 //! passes the committed messages to their rooms. A room always maps to the same lane, and a lane
-//! answers its statements in the order it sent them, so a room's messages are committed and
-//! handed on in seq order.
+//! commits one batch at a time, so a room's messages are committed and handed on in seq order.
 
 mod batch;
 mod lane;
@@ -93,6 +92,7 @@ impl Committer {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let lane = Lane {
                     database: database.clone(),
+                    conn: None,
                     metrics: metrics.clone(),
                     node: node.to_owned(),
                     bus: bus.clone(),

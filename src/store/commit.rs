@@ -183,14 +183,12 @@ pub async fn prepare_session(conn: &mut AsyncPgConnection) -> StoreResult<()> {
 }
 
 /// Stores `batch` in one statement and returns each message's outcome, in batch order. The
-/// caller must not put the same `(room, user, client_msg_id)` twice in one batch. Statements sent
-/// on one connection without waiting for each other's answers (pipelined) run one after the
-/// other, each in its own transaction, in the order they were sent.
+/// caller must not put the same `(room, user, client_msg_id)` twice in one batch.
 ///
 /// Within a room, seqs follow batch order. A concurrent insert of the same `client_msg_id` by
 /// another node makes the statement fail with `Conflict`; retrying the batch then finds it.
 pub async fn commit_batch(
-    mut conn: &AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     batch: &[NewMessage],
 ) -> StoreResult<Vec<Outcome>> {
     let n = batch.len();
@@ -205,7 +203,7 @@ pub async fn commit_batch(
         client_msg_ids: batch.iter().map(|m| m.client_msg_id.as_deref()).collect(),
         created_at: batch.iter().map(|m| m.ts).collect(),
     };
-    let rows: Vec<Row> = statement.load(&mut conn).await.map_err(StoreError::from)?;
+    let rows: Vec<Row> = statement.load(conn).await.map_err(StoreError::from)?;
 
     let mut outcomes = vec![Outcome::NoRoom; n];
     for row in rows {
