@@ -57,7 +57,8 @@ impl Lane {
         }
     }
 
-    /// Stores the batch, reconnecting when needed and retrying once on a `client_msg_id` race.
+    /// Stores the batch, reconnecting when needed, and sends it again (twice at most) when another
+    /// node stored one of its `client_msg_id`s at the same moment.
     async fn store(&mut self, batch: &[NewMessage]) -> Result<Vec<Outcome>, StoreError> {
         let mut attempts = 0;
         loop {
