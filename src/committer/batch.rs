@@ -24,12 +24,6 @@ pub(super) struct Batch {
     slot_of: Vec<usize>,
 }
 
-/// Where committed messages go besides their senders.
-pub(super) struct HandOff<'a> {
-    pub(super) node: &'a str,
-    pub(super) bus: Option<&'a Addr<Bus>>,
-}
-
 impl Batch {
     /// The batch of `senders`. A client may resend before its first try was answered: such a
     /// message is stored once and both tries are answered.
@@ -78,9 +72,14 @@ impl Batch {
     }
 
     /// Answers every sender from the statement's `outcomes` (one per message of `unique`), then
-    /// hands the newly stored messages to their rooms and, through the bus, to the other nodes.
-    /// Returns how many messages were stored.
-    pub(super) fn finish(mut self, outcomes: &[Outcome], to: &HandOff<'_>) -> u64 {
+    /// hands the newly stored messages to their rooms and, through `bus` (as node `node`), to the
+    /// other nodes. Returns how many messages were stored.
+    pub(super) fn finish(
+        mut self,
+        outcomes: &[Outcome],
+        node: &str,
+        bus: Option<&Addr<Bus>>,
+    ) -> u64 {
         let mut answered = vec![false; self.unique.len()];
         let mut by_room: HashMap<i64, (Addr<Room>, Vec<Message>)> = HashMap::new();
         let mut stored = 0u64;
@@ -129,8 +128,8 @@ impl Batch {
             let _ = p.reply.send(answer);
         }
         for (_, (room, messages)) in by_room {
-            if let (Some(bus), Some(first)) = (to.bus, messages.first()) {
-                let envelope = Envelope::messages_bytes(to.node, &first.room, &messages);
+            if let (Some(bus), Some(first)) = (bus, messages.first()) {
+                let envelope = Envelope::messages_bytes(node, &first.room, &messages);
                 bus.do_send(Publish {
                     room: first.room.clone(),
                     envelope,

@@ -10,7 +10,7 @@ use diesel_async::AsyncPgConnection;
 use tokio::sync::mpsc;
 
 use super::Pending;
-use super::batch::{Batch, HandOff};
+use super::batch::Batch;
 use crate::bus::actor::Bus;
 use crate::config::DatabaseConfig;
 use crate::metrics::Metrics;
@@ -40,11 +40,7 @@ impl Lane {
             let count = batch.len();
             match self.store(&batch.unique).await {
                 Ok(outcomes) => {
-                    let to = HandOff {
-                        node: &self.node,
-                        bus: self.bus.as_ref(),
-                    };
-                    let stored = batch.finish(&outcomes, &to);
+                    let stored = batch.finish(&outcomes, &self.node, self.bus.as_ref());
                     self.metrics.messages_in.inc_by(stored);
                 }
                 Err(e) => {
